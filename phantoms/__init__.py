@@ -1,0 +1,11 @@
+"""phantoms: CT scans of calcifications with exactly known volume and mass.
+
+The simulator works in the image domain: an analytic object (body, calibration
+rods, calcified lesions) is integrated over each voxel's in-plane footprint and
+the scanner's slice sensitivity profile, blurred by the in-plane point spread
+function, time-averaged over cardiac motion, and overlaid with correlated
+noise. ``phantoms`` never imports ``pvcalc``; it produces the same
+``xarray`` scan objects.
+"""
+
+__version__ = "0.1.0"

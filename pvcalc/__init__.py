@@ -1,0 +1,17 @@
+"""pvcalc: coronary artery calcium scoring and partial-volume correction.
+
+Public API (see the docs for each):
+
+- scan model: :func:`make_scan`, :func:`validate_scan`, :func:`scan_spacing_mm`
+- I/O: :func:`read_scan`, :func:`write_scan`, :func:`read_labels`
+- clinical scoring: :func:`score`, :class:`Calibration`
+- statistics: :mod:`pvcalc.stats`
+"""
+
+from pvcalc._scan import make_scan, validate_scan, scan_spacing_mm, scan_origin_mm
+
+# --- io (pvcalc.io) ---
+# --- scoring (pvcalc.scoring) ---
+# --- stats (pvcalc.stats) ---
+
+__version__ = "0.1.0"

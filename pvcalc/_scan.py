@@ -1,0 +1,188 @@
+"""The scan data model: one ``xarray.DataArray`` of HU on a uniform grid.
+
+A scan is a float32 ``xarray.DataArray`` with dims ``("z", "y", "x")`` whose
+coordinates are voxel centres in millimetres. Spacing and origin are derived
+from the coordinates, never stored twice. Attributes: ``units`` ("HU"),
+``kvp`` (kV), ``slice_thickness_mm`` (nominal reconstructed thickness, which
+may differ from the slice increment for overlapping reconstructions), plus
+whatever the source tells (``kernel``, ``manufacturer``, ``series_uid``, ...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+DIMS = ("z", "y", "x")
+
+#: Relative tolerance for deciding that coordinates are uniformly spaced.
+#: DICOM positions are written with limited decimal precision, so a small
+#: tolerance is needed; 1e-3 of the spacing is far below any real gap.
+UNIFORM_RTOL = 1e-3
+
+
+def make_scan(array, spacing_mm, *, origin_mm=None, kvp=120.0,
+              slice_thickness_mm=None, **attrs) -> xr.DataArray:
+    """Build a validated scan from a 3D array of HU values.
+
+    Parameters
+    ----------
+    array : (Z, Y, X) array_like of float
+        Hounsfield units, axial slices along the first axis.
+    spacing_mm : float or sequence of 3 floats
+        Voxel spacing (z, y, x) in mm; a scalar means isotropic voxels.
+        The z spacing is the slice increment.
+    origin_mm : sequence of 3 floats, optional
+        Centre of voxel (0, 0, 0) in mm, (z, y, x). Default (0, 0, 0).
+    kvp : float, optional
+        Tube voltage in kV. Default 120.
+    slice_thickness_mm : float, optional
+        Nominal reconstructed slice thickness in mm. Default: the z spacing
+        (a contiguous reconstruction).
+    **attrs
+        Extra attributes kept on the scan (for example ``kernel``).
+
+    Returns
+    -------
+    scan : xarray.DataArray
+        float32 HU with dims ("z", "y", "x") and mm coordinates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scan = make_scan(np.zeros((2, 3, 4)), (3.0, 0.5, 0.5))
+    >>> scan.dims, float(scan.attrs["slice_thickness_mm"])
+    (('z', 'y', 'x'), 3.0)
+    """
+    arr = np.asarray(array)
+    if arr.ndim != 3:
+        raise ValueError(
+            f"array must be 3D (z, y, x), but it is {arr.ndim}D with shape {arr.shape}; "
+            "stack 2D slices along the first axis")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"array must be numeric, got dtype {arr.dtype}")
+    spacing = _three_positive("spacing_mm", spacing_mm)
+    origin = (0.0, 0.0, 0.0) if origin_mm is None else _three_finite("origin_mm", origin_mm)
+    if slice_thickness_mm is None:
+        slice_thickness_mm = spacing[0]
+    thickness = float(slice_thickness_mm)
+    if not np.isfinite(thickness) or thickness <= 0:
+        raise ValueError(
+            f"slice_thickness_mm must be a positive number of mm, got {slice_thickness_mm!r}")
+    kvp = float(kvp)
+    if not np.isfinite(kvp) or kvp <= 0:
+        raise ValueError(f"kvp must be a positive tube voltage in kV, got {kvp!r}")
+    coords = {d: origin[i] + spacing[i] * np.arange(arr.shape[i], dtype=np.float64)
+              for i, d in enumerate(DIMS)}
+    scan = xr.DataArray(
+        np.ascontiguousarray(arr, dtype=np.float32), dims=DIMS, coords=coords,
+        attrs={"units": "HU", "kvp": kvp, "slice_thickness_mm": thickness, **attrs})
+    validate_scan(scan)
+    return scan
+
+
+def validate_scan(scan, *, name="scan") -> xr.DataArray:
+    """Check that ``scan`` follows the scan data model; return it unchanged.
+
+    Raises ``TypeError`` or ``ValueError`` naming the problem and the fix:
+    not a DataArray, wrong dims, fewer than one voxel, NaN or infinite HU,
+    missing, non-monotonic or non-uniform coordinates, zero or negative
+    spacing, missing or invalid ``kvp`` / ``slice_thickness_mm``.
+    """
+    if not isinstance(scan, xr.DataArray):
+        raise TypeError(
+            f"{name} must be an xarray.DataArray (build one with pvcalc.make_scan), "
+            f"got {type(scan).__name__}")
+    if tuple(scan.dims) != DIMS:
+        raise ValueError(
+            f"{name} must have dims {DIMS}, got {tuple(scan.dims)}; "
+            f"use scan.transpose('z', 'y', 'x') or rename the dims")
+    if min(scan.shape) < 1:
+        raise ValueError(f"{name} is empty (shape {scan.shape})")
+    values = scan.values
+    if not np.issubdtype(values.dtype, np.number):
+        raise TypeError(f"{name} values must be numeric HU, got dtype {values.dtype}")
+    if not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite voxel(s); HU must be finite. "
+            "Replace them (e.g. scan.fillna(-1024)) before scoring")
+    for d in DIMS:
+        if d not in scan.coords:
+            raise ValueError(
+                f"{name} has no '{d}' coordinate; coordinates must be voxel centres in mm "
+                "(build the scan with pvcalc.make_scan)")
+        c = np.asarray(scan.coords[d].values, dtype=np.float64)
+        if not np.all(np.isfinite(c)):
+            raise ValueError(f"{name} '{d}' coordinate has NaN or infinite values")
+        if c.size > 1:
+            steps = np.diff(c)
+            if np.any(steps <= 0):
+                raise ValueError(
+                    f"{name} '{d}' coordinate must increase strictly (zero or negative spacing "
+                    f"found: min step {steps.min():.6g} mm); sort the scan with "
+                    f"scan.sortby('{d}') and drop duplicated slices")
+            if np.ptp(steps) > UNIFORM_RTOL * steps.mean():
+                raise ValueError(
+                    f"{name} '{d}' coordinate is not uniformly spaced (steps from "
+                    f"{steps.min():.6g} to {steps.max():.6g} mm); resample onto a uniform grid "
+                    "first, since spacing would otherwise be a guess")
+    for key in ("kvp", "slice_thickness_mm"):
+        if key not in scan.attrs:
+            raise ValueError(
+                f"{name} lacks the attribute '{key}'; set scan.attrs['{key}'] "
+                "(pvcalc.make_scan sets it)")
+        v = scan.attrs[key]
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}.attrs['{key}'] must be a number, got {v!r}") from None
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name}.attrs['{key}'] must be positive, got {v!r}")
+    return scan
+
+
+def scan_spacing_mm(scan) -> tuple[float, float, float]:
+    """Voxel spacing (z, y, x) in mm, derived from the coordinates.
+
+    A single-voxel axis has no spacing in its coordinate; it is then taken from
+    the attribute ``spacing_<dim>_mm`` if present, else from
+    ``slice_thickness_mm`` for z, else an error.
+    """
+    out = []
+    for d in DIMS:
+        c = np.asarray(scan.coords[d].values, dtype=np.float64)
+        if c.size > 1:
+            out.append(float((c[-1] - c[0]) / (c.size - 1)))
+        elif f"spacing_{d}_mm" in scan.attrs:
+            out.append(float(scan.attrs[f"spacing_{d}_mm"]))
+        elif d == "z":
+            out.append(float(scan.attrs["slice_thickness_mm"]))
+        else:
+            raise ValueError(
+                f"cannot derive the {d} spacing of a scan with one voxel along {d}; "
+                f"set scan.attrs['spacing_{d}_mm']")
+    return tuple(out)
+
+
+def scan_origin_mm(scan) -> tuple[float, float, float]:
+    """Centre of voxel (0, 0, 0) in mm, (z, y, x)."""
+    return tuple(float(scan.coords[d].values[0]) for d in DIMS)
+
+
+def _three_positive(name, value):
+    vals = _three_finite(name, value)
+    if any(v <= 0 for v in vals):
+        raise ValueError(f"{name} must be positive in every axis, got {vals}")
+    return vals
+
+
+def _three_finite(name, value):
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64)) if value is not None else None
+    if arr is None or arr.ndim != 1 or arr.size not in (1, 3):
+        raise ValueError(f"{name} must be a number or 3 numbers (z, y, x) in mm, got {value!r}")
+    if arr.size == 1:
+        arr = np.repeat(arr, 3)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return tuple(float(v) for v in arr)
