@@ -1,0 +1,194 @@
+"""Hydroxyapatite calibration for the mass score."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from pvcalc._scan import validate_scan
+
+#: c_HA values outside this range (mg HA cm^-3 HU^-1) trigger a warning: four
+#: vendors' 120 kVp scanners measure 0.71-0.91 (see docs/scoring.md), lower kVp
+#: gives smaller values, so a factor far outside means a wrong ROI or density.
+PLAUSIBLE_C_HA = (0.3, 2.0)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Calibration factor that turns HU into hydroxyapatite (HA) mass.
+
+    Parameters
+    ----------
+    c_ha_mg_cm3_per_hu : float
+        c_HA in mg HA cm^-3 HU^-1 (real 120 kVp scanners: about 0.71-0.91).
+    mass_reference_hu : float, optional
+        HU subtracted from every voxel before the mass sum. Default 0 (plain
+        HU, as DESIGN.md specifies); use the water ROI's mean HU to count only
+        attenuation above water (``Calibration.from_rods(..., mass_reference="water")``).
+    water_hu, ha_hu, ha_density_mg_cm3 : float, optional
+        The rod measurements, kept for the record when built by :meth:`from_rods`.
+
+    Notes
+    -----
+    McCollough et al. (2007): c_HA = rho_HA / (mean HU_HA - mean HU_water), and
+    the mass score of a lesion is
+
+        mass_mg = c_HA x sum_i (HU_i - mass_reference_hu) x V_voxel_mm3 / 1000
+
+    over its voxels (the factor 1/1000 converts mm3 to cm3).
+
+    References
+    ----------
+    McCollough CH et al. Coronary artery calcium: a multi-institutional,
+    multimanufacturer international standard for quantification at cardiac CT.
+    Radiology 2007;243:527-538. doi:10.1148/radiol.2432050808
+
+    Examples
+    --------
+    >>> cal = Calibration(0.8)
+    >>> cal.mass_mg(hu_sum=1000.0, voxel_volume_mm3=1.0)
+    0.8
+    """
+
+    c_ha_mg_cm3_per_hu: float
+    mass_reference_hu: float = 0.0
+    water_hu: float | None = None
+    ha_hu: float | None = None
+    ha_density_mg_cm3: float | None = None
+
+    def __post_init__(self):
+        try:
+            c = float(self.c_ha_mg_cm3_per_hu)
+        except (TypeError, ValueError):
+            raise TypeError(
+                "c_ha_mg_cm3_per_hu must be a number in mg HA cm^-3 HU^-1, got "
+                f"{self.c_ha_mg_cm3_per_hu!r}") from None
+        if not np.isfinite(c) or c <= 0:
+            raise ValueError(
+                f"c_ha_mg_cm3_per_hu must be positive and finite (real scanners: about "
+                f"0.7-0.9 mg HA cm^-3 HU^-1), got {self.c_ha_mg_cm3_per_hu!r}")
+        if not PLAUSIBLE_C_HA[0] <= c <= PLAUSIBLE_C_HA[1]:
+            warnings.warn(
+                f"c_ha_mg_cm3_per_hu = {c:.4g} is outside the plausible range "
+                f"{PLAUSIBLE_C_HA[0]}-{PLAUSIBLE_C_HA[1]} mg HA cm^-3 HU^-1; check the rod "
+                "ROIs and the HA density", UserWarning, stacklevel=3)
+        object.__setattr__(self, "c_ha_mg_cm3_per_hu", c)
+        ref = float(self.mass_reference_hu)
+        if not np.isfinite(ref):
+            raise ValueError(f"mass_reference_hu must be finite, got {self.mass_reference_hu!r}")
+        object.__setattr__(self, "mass_reference_hu", ref)
+
+    def mass_mg(self, *, hu_sum, voxel_volume_mm3, n_voxels=0):
+        """Mass (mg) of voxels whose HU add up to ``hu_sum`` (n_voxels of them)."""
+        hu = np.asarray(hu_sum, dtype=np.float64) - self.mass_reference_hu * np.asarray(n_voxels)
+        out = self.c_ha_mg_cm3_per_hu * hu * float(voxel_volume_mm3) / 1000.0
+        return float(out) if np.ndim(out) == 0 else out
+
+    def to_dict(self) -> dict:
+        """Plain dict of the fields (JSON-friendly)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_rods(cls, scan, water_roi, ha_roi, *, ha_density_mg_cm3=200.0,
+                  mass_reference="zero"):
+        """Calibrate from a water-equivalent rod and an HA rod in the scan.
+
+        Parameters
+        ----------
+        scan : xarray.DataArray
+            Scan in HU (see :func:`pvcalc.make_scan`).
+        water_roi, ha_roi : boolean array or tuple
+            The rods' regions of interest, each either a boolean mask of the
+            scan's shape (numpy array or DataArray) or a tuple
+            ``(centre_mm, radius_mm)`` / ``(centre_mm, radius_mm, length_mm)``:
+            a 2-value centre (y, x) is a cylinder along z through every slice;
+            a 3-value centre (z, y, x) is a cylinder of ``length_mm`` centred at
+            z (without a length: the slice nearest z). A voxel is inside when
+            its centre is within ``radius_mm`` of the axis.
+        ha_density_mg_cm3 : float, optional
+            HA density of the calcium rod in mg/cm3. Default 200.
+        mass_reference : {"zero", "water"} or float, optional
+            HU subtracted before the mass sum: 0 ("zero", default), the water
+            rod's mean HU ("water"), or a number.
+
+        Returns
+        -------
+        Calibration
+
+        Examples
+        --------
+        >>> import numpy as np, pvcalc
+        >>> a = np.zeros((3, 40, 40)); a[:, 5:15, 5:15] = 250.0
+        >>> scan = pvcalc.make_scan(a, (3.0, 0.5, 0.5))
+        >>> cal = Calibration.from_rods(scan, ((12.0, 12.0), 4.0), ((5.0, 5.0), 2.0))
+        >>> round(cal.c_ha_mg_cm3_per_hu, 3)
+        0.8
+        """
+        validate_scan(scan)
+        water = _roi_mask(scan, water_roi, "water_roi")
+        ha = _roi_mask(scan, ha_roi, "ha_roi")
+        if np.any(water & ha):
+            raise ValueError(
+                "water_roi and ha_roi overlap; place the two ROIs inside different rods")
+        rho = float(ha_density_mg_cm3)
+        if not np.isfinite(rho) or rho <= 0:
+            raise ValueError(
+                f"ha_density_mg_cm3 must be a positive density in mg/cm3, got {ha_density_mg_cm3!r}")
+        values = np.asarray(scan.values, dtype=np.float64)
+        hu_w = float(values[water].mean())
+        hu_ha = float(values[ha].mean())
+        if hu_ha <= hu_w:
+            raise ValueError(
+                f"the HA rod ROI (mean {hu_ha:.1f} HU) must be brighter than the water ROI "
+                f"(mean {hu_w:.1f} HU); check that the ROIs are not swapped")
+        if isinstance(mass_reference, str):
+            if mass_reference not in ("zero", "water"):
+                raise ValueError(
+                    f"mass_reference must be 'zero', 'water' or a number of HU, got {mass_reference!r}")
+            ref = 0.0 if mass_reference == "zero" else hu_w
+        else:
+            ref = float(mass_reference)
+        return cls(rho / (hu_ha - hu_w), mass_reference_hu=ref, water_hu=hu_w,
+                   ha_hu=hu_ha, ha_density_mg_cm3=rho)
+
+
+def _roi_mask(scan, roi, name):
+    shape = scan.shape
+    if isinstance(roi, (np.ndarray, xr.DataArray)):
+        mask = np.asarray(roi)
+        if mask.dtype != bool:
+            raise TypeError(f"{name} as an array must be boolean, got dtype {mask.dtype}")
+        if mask.shape != shape:
+            raise ValueError(
+                f"{name} mask has shape {mask.shape} but the scan has shape {shape}; "
+                "build the mask on the scan's grid")
+    elif isinstance(roi, (tuple, list)) and len(roi) in (2, 3):
+        centre = np.asarray(roi[0], dtype=np.float64).ravel()
+        radius = float(roi[1])
+        if centre.size not in (2, 3) or not np.all(np.isfinite(centre)):
+            raise ValueError(
+                f"{name} centre must be (y, x) or (z, y, x) in mm, got {roi[0]!r}")
+        if not np.isfinite(radius) or radius <= 0:
+            raise ValueError(f"{name} radius must be a positive number of mm, got {roi[1]!r}")
+        zc, yc, xc = (np.asarray(scan.coords[d].values, dtype=np.float64) for d in "zyx")
+        disc = ((yc[:, None] - centre[-2]) ** 2 + (xc[None, :] - centre[-1]) ** 2) <= radius ** 2
+        if centre.size == 2:
+            zsel = np.ones(zc.size, dtype=bool)
+        elif len(roi) == 3:
+            half = 0.5 * float(roi[2])
+            zsel = np.abs(zc - centre[0]) <= half
+        else:
+            zsel = np.zeros(zc.size, dtype=bool)
+            zsel[np.argmin(np.abs(zc - centre[0]))] = True
+        mask = zsel[:, None, None] & disc[None, :, :]
+    else:
+        raise TypeError(
+            f"{name} must be a boolean mask of the scan's shape or a tuple "
+            f"(centre_mm, radius_mm[, length_mm]), got {type(roi).__name__}")
+    n = int(mask.sum())
+    if n == 0:
+        raise ValueError(f"{name} contains no voxel of the scan; check its centre and radius")
+    return mask
