@@ -9,3 +9,10 @@ noise. ``phantoms`` never imports ``pvcalc``; it produces the same
 """
 
 __version__ = "0.1.0"
+
+# --- object side (materials, shapes, motion, body, phantom) ---
+from .materials import TISSUE_HU, HA_HU_PER_MG_CM3, density_to_hu, hu_per_mg_cm3
+from .shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
+from .motion import CardiacMotion, ConstantVelocity, Static, acquisition_times
+from .body import Rod, ThoraxBody, render_cross_section
+from .phantom import Lesion, Phantom

@@ -1,0 +1,147 @@
+"""Materials: hydroxyapatite (HA) density to CT number by tube voltage, tissue HU.
+
+One table, :data:`HA_HU_PER_MG_CM3`, holds the slope k(kVp) in HU per mg HA/cm3
+of calcium hydroxyapatite above a water-equivalent matrix. Everything else in
+the simulator that turns a density into HU goes through :func:`hu_per_mg_cm3`.
+
+How the table was built (both sources are measured values, not a model):
+
+* **120 kVp anchor.** The reference data of the QRM cardiac calcification insert
+  scanned on four vendors' scanners (``reference/qrm_cci_clinical_scores.csv``,
+  column ``c_ha``, 459 rows at 120 kVp) give calibration factors
+  c_HA = 0.656-0.929 mg cm^-3 HU^-1 with mean 0.787 (per scanner: Canon 0.720,
+  Siemens 0.766, Philips 0.790, GE 0.896). k(120) = 1 / 0.787 = 1.271 HU per
+  mg/cm3, so a 200 mg HA/cm3 rod reads 254 HU above water (DESIGN.md: 220-280).
+* **kVp dependence.** Grani et al. (2018) derived kVp-specific Agatston
+  thresholds that keep the same calcium content at 70-135 kVp: 207, 177, 145,
+  130 and 119 HU at 70, 80, 100, 120 and 135 kVp. Their ratios to the 120 kVp
+  value (130 HU) are the relative HU per unit HA density at each voltage, which
+  scale the 120 kVp anchor. 140 kVp is a linear extrapolation of the 120-135 kVp
+  step (ratio 0.887); intermediate voltages are linearly interpolated.
+
+References
+----------
+.. [1] Grani C, Vontobel J, Benz DC, et al. Ultra-low-dose coronary artery
+   calcium scoring using novel scoring thresholds for low tube voltage
+   protocols - a pilot study. Eur Heart J Cardiovasc Imaging 2018;19:1362-1371.
+   doi:10.1093/ehjci/jey019
+.. [2] McCollough CH, Ulzheimer S, Halliburton SS, et al. Coronary artery calcium:
+   a multi-institutional, multimanufacturer international standard for
+   quantification at cardiac CT. Radiology 2007;243:527-538.
+   doi:10.1148/radiol.2432050808
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Mean calibration factor c_HA (mg HA cm^-3 per HU) at 120 kVp over the four
+#: scanners of the reference QRM CCI data set.
+C_HA_120_KVP = 0.787
+
+#: Grani et al. 2018 kVp-specific thresholds (HU) that represent the same calcium
+#: content as 130 HU at 120 kVp; 140 kVp extrapolated from the 120-135 step.
+_GRANI_THRESHOLD_HU = {70.0: 207.0, 80.0: 177.0, 100.0: 145.0, 120.0: 130.0,
+                       135.0: 119.0}
+_KVP_TABLE = np.array([70.0, 80.0, 100.0, 120.0, 135.0, 140.0])
+_RATIO_TABLE = np.array([207.0 / 130.0, 177.0 / 130.0, 145.0 / 130.0, 1.0,
+                         119.0 / 130.0, 1.0 - (11.0 / 130.0) * (20.0 / 15.0)])
+
+#: k(kVp) in HU per mg HA/cm3: the table every conversion uses (kVp -> k).
+HA_HU_PER_MG_CM3 = {float(kv): float(r / C_HA_120_KVP)
+                    for kv, r in zip(_KVP_TABLE, _RATIO_TABLE)}
+
+#: Representative tissue CT numbers (HU) for the background.
+TISSUE_HU = {
+    "air": -1000.0,
+    "lung": -850.0,
+    "fat": -100.0,
+    "water": 0.0,
+    "blood": 40.0,
+    "soft_tissue": 40.0,
+    "bone": 700.0,
+}
+
+KVP_RANGE = (70.0, 140.0)
+
+
+def _check_kvp(kvp):
+    try:
+        kv = np.asarray(kvp, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"kvp must be a number in kV, got {kvp!r}") from None
+    if not np.all(np.isfinite(kv)) or np.any(kv < KVP_RANGE[0]) or np.any(kv > KVP_RANGE[1]):
+        raise ValueError(
+            f"kvp must lie in {KVP_RANGE[0]:g}-{KVP_RANGE[1]:g} kV (the range of the "
+            f"HA table), got {kvp!r}; use a tube voltage within the table")
+    return kv
+
+
+def hu_per_mg_cm3(kvp):
+    """HU per mg HA/cm3 of hydroxyapatite above water at a tube voltage.
+
+    Parameters
+    ----------
+    kvp : float or array_like of float
+        Tube voltage in kV, 70-140.
+
+    Returns
+    -------
+    k : float or ndarray
+        Slope in HU per (mg HA/cm3), linearly interpolated in the table
+        :data:`HA_HU_PER_MG_CM3`.
+
+    Notes
+    -----
+    HU = HU_matrix + k(kVp) * rho_HA. The calibration factor used by the mass
+    score is its inverse, c_HA = 1 / k (mg cm^-3 HU^-1). See the module
+    docstring for the table's sources.
+
+    Examples
+    --------
+    >>> round(float(hu_per_mg_cm3(120)), 3)
+    1.271
+    >>> bool(hu_per_mg_cm3(80) > hu_per_mg_cm3(120))
+    True
+    """
+    kv = _check_kvp(kvp)
+    out = np.interp(kv, _KVP_TABLE, _RATIO_TABLE) / C_HA_120_KVP
+    return float(out) if out.ndim == 0 else out
+
+
+def density_to_hu(density_mg_cm3, kvp, *, matrix_hu=0.0):
+    """CT number of hydroxyapatite at a density, embedded in a matrix.
+
+    Parameters
+    ----------
+    density_mg_cm3 : float or array_like
+        HA density in mg/cm3 (>= 0).
+    kvp : float
+        Tube voltage in kV (70-140).
+    matrix_hu : float, optional
+        CT number of the surrounding (displaced) material, default 0 (water).
+
+    Returns
+    -------
+    hu : float or ndarray
+        ``matrix_hu + hu_per_mg_cm3(kvp) * density_mg_cm3``.
+
+    Examples
+    --------
+    >>> round(density_to_hu(200.0, 120.0), 1)
+    254.1
+    >>> round(density_to_hu(200.0, 120.0, matrix_hu=40.0), 1)
+    294.1
+    """
+    try:
+        rho = np.asarray(density_mg_cm3, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"density_mg_cm3 must be a number in mg HA/cm3, "
+                        f"got {density_mg_cm3!r}") from None
+    if not np.all(np.isfinite(rho)) or np.any(rho < 0):
+        raise ValueError(f"density_mg_cm3 must be finite and >= 0 mg HA/cm3, got "
+                         f"{density_mg_cm3!r}")
+    if not np.isfinite(matrix_hu):
+        raise ValueError(f"matrix_hu must be a finite HU value, got {matrix_hu!r}")
+    out = float(matrix_hu) + hu_per_mg_cm3(kvp) * rho
+    return float(out) if np.ndim(out) == 0 else out
