@@ -1,0 +1,231 @@
+"""Input validation and reshaping shared by the statistics functions.
+
+Every public statistic accepts either a tidy (long) DataFrame plus column
+names, or plain arrays. The helpers here turn both into validated numpy arrays
+and raise ``TypeError`` / ``ValueError`` messages that name the parameter, the
+expectation, what was received and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__: list[str] = []
+
+
+def _check_alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
+        raise TypeError(
+            f"alpha must be a float in (0, 1), got {type(alpha).__name__} {alpha!r}; "
+            "pass e.g. alpha=0.05 for 95% confidence intervals.")
+    if not 0.0 < float(alpha) < 1.0:
+        raise ValueError(
+            f"alpha must be in (0, 1), got {alpha!r}; pass e.g. alpha=0.05 for 95% "
+            "confidence intervals.")
+    return float(alpha)
+
+
+def _as_groupby(groupby) -> list:
+    if groupby is None:
+        return []
+    if isinstance(groupby, str):
+        return [groupby]
+    if isinstance(groupby, Sequence):
+        return list(groupby)
+    raise TypeError(
+        f"groupby must be None, a column name or a list of column names, got "
+        f"{type(groupby).__name__}; pass e.g. groupby=['method'].")
+
+
+def _check_frame(data, columns: dict, *, func: str):
+    """Check that ``data`` is a DataFrame holding every named column.
+
+    ``columns`` maps parameter name -> column name (or list of names).
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(
+            f"{func}: data must be a pandas DataFrame in long (tidy) format, got "
+            f"{type(data).__name__}; build one with pandas.DataFrame(...).")
+    for param, cols in columns.items():
+        if cols is None:
+            continue
+        for col in ([cols] if isinstance(cols, str) else cols):
+            if col not in data.columns:
+                raise ValueError(
+                    f"{func}: column {col!r} given as {param}= is not in data; available "
+                    f"columns are {list(data.columns)}. Pass the name of an existing "
+                    "column.")
+    return data
+
+
+def _finite_values(values, *, name: str, func: str, nonnegative: bool = False,
+                   positive: bool = False) -> np.ndarray:
+    """Convert to a 1-D float64 array; reject NaN/inf and (optionally) negatives."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{func}: {name} must be numeric, got values that cannot be converted to "
+            f"float ({exc}); convert the column to numbers first.") from None
+    if arr.ndim != 1:
+        arr = arr.reshape(-1) if arr.ndim == 0 else arr
+    if arr.ndim != 1:
+        raise ValueError(f"{func}: {name} must be one-dimensional, got shape {arr.shape}.")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(
+            f"{func}: {name} contains {int(bad.sum())} NaN or infinite value(s) "
+            f"(first at position {int(np.flatnonzero(bad)[0])}); remove or impute them "
+            "before computing the statistic.")
+    if positive and (arr <= 0).any():
+        raise ValueError(
+            f"{func}: {name} must be strictly positive here, got minimum {arr.min()!r}; "
+            "a log transform / ratio is undefined for values <= 0. Use a different "
+            "transform or remove those rows.")
+    if nonnegative and (arr < 0).any():
+        raise ValueError(
+            f"{func}: {name} must be non-negative (calcium scores, volumes and masses "
+            f"cannot be negative), got minimum {arr.min()!r}; check the sign of the "
+            "input or clip estimates at 0 before calling.")
+    return arr
+
+
+def _two_arrays(a, b, *, func: str, **kw):
+    """Validate two paired 1-D arrays of equal length (at least 2 pairs)."""
+    a = _finite_values(a, name="a", func=func, **kw)
+    b = _finite_values(b, name="b", func=func, **kw)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{func}: a and b must have the same length (one pair per subject), got "
+            f"{a.size} and {b.size}; pass paired measurements of the same subjects.")
+    if a.size < 2:
+        raise ValueError(
+            f"{func}: at least 2 subjects are needed, got {a.size}; a single subject "
+            "gives no estimate of variability.")
+    return a, b
+
+
+def _groups(data: pd.DataFrame, groupby: list):
+    """Yield (key_dict, sub_frame) for each group (one group if groupby empty)."""
+    if not groupby:
+        yield {}, data
+        return
+    for key, sub in data.groupby(groupby, sort=True, observed=True, dropna=False):
+        if not isinstance(key, tuple):
+            key = (key,)
+        yield dict(zip(groupby, key)), sub
+
+
+def _pivot_wide(sub: pd.DataFrame, *, subject: str, rater: str, value: str,
+                func: str, raters=None):
+    """Long -> (n_subjects, n_raters) float array with NaN for missing cells.
+
+    Returns ``(matrix, subject_labels, rater_labels)``. Duplicated
+    (subject, rater) pairs are an error. Uses factorize + fancy indexing
+    (much faster than ``DataFrame.pivot`` for 10^5 subjects).
+    """
+    if raters is not None:
+        sub = sub[sub[rater].isin(list(raters))]
+    s_codes, s_labels = pd.factorize(sub[subject], sort=True)
+    if raters is not None:
+        r_labels = pd.Index(list(raters))
+        r_codes = r_labels.get_indexer(sub[rater])
+    else:
+        r_codes, r_labels = pd.factorize(sub[rater], sort=True)
+    if (s_codes < 0).any() or (r_codes < 0).any():
+        raise ValueError(
+            f"{func}: the {subject!r} and {rater!r} columns must not contain missing "
+            "labels; drop rows with NaN identifiers.")
+    vals = _finite_values(sub[value].to_numpy(), name=f"column {value!r}", func=func)
+    n, k = len(s_labels), len(r_labels)
+    flat = s_codes.astype(np.int64) * k + r_codes
+    counts = np.bincount(flat, minlength=n * k)
+    if (counts > 1).any():
+        i = int(np.flatnonzero(counts > 1)[0])
+        raise ValueError(
+            f"{func}: subject {s_labels[i // k]!r} has {int(counts[i])} rows for "
+            f"{rater}={r_labels[i % k]!r}; each (subject, rater) pair must appear at most "
+            "once. Aggregate duplicates or add the distinguishing column to groupby.")
+    mat = np.full(n * k, np.nan)
+    mat[flat] = vals
+    return mat.reshape(n, k), s_labels, r_labels
+
+
+def _pairs(data, b, *, subject, rater, value, groupby, raters, func,
+           value_kw=None, categorical=False):
+    """Normalise the two input styles of the paired statistics.
+
+    Returns a list of ``(group_key_dict, a, b, subject_labels, rater_labels)``.
+    Arrays style: ``data`` and ``b`` are 1-D arrays of equal length.
+    Frame style: ``data`` is a long DataFrame and ``b`` is None.
+    """
+    value_kw = value_kw or {}
+    if not isinstance(data, pd.DataFrame):
+        if b is None:
+            raise TypeError(
+                f"{func}: pass either a long DataFrame plus subject=, rater=, value= "
+                f"column names, or two arrays a and b; got {type(data).__name__} and "
+                "b=None.")
+        if categorical:
+            a_arr, b_arr = np.asarray(data, dtype=object), np.asarray(b, dtype=object)
+            if a_arr.shape != b_arr.shape or a_arr.ndim != 1:
+                raise ValueError(
+                    f"{func}: a and b must be 1-D with the same length, got shapes "
+                    f"{a_arr.shape} and {b_arr.shape}; pass paired ratings.")
+            if a_arr.size < 2:
+                raise ValueError(f"{func}: at least 2 subjects are needed, got {a_arr.size}.")
+            return [({}, a_arr, b_arr, np.arange(a_arr.size), pd.Index(["a", "b"]))]
+        a_arr, b_arr = _two_arrays(data, b, func=func, **value_kw)
+        return [({}, a_arr, b_arr, np.arange(a_arr.size), pd.Index(["a", "b"]))]
+    if b is not None:
+        raise TypeError(
+            f"{func}: when data is a DataFrame, b must be None (the two measurements "
+            "are rows distinguished by the rater= column).")
+    groupby = _as_groupby(groupby)
+    _check_frame(data, {"subject": subject, "rater": rater, "value": value,
+                        "groupby": groupby}, func=func)
+    out = []
+    for key, sub in _groups(data, groupby):
+        if raters is None:
+            labels = pd.unique(sub[rater])
+            if len(labels) != 2:
+                raise ValueError(
+                    f"{func}: column {rater!r} must hold exactly 2 distinct values per "
+                    f"group for a paired statistic, got {len(labels)} "
+                    f"({list(labels)[:5]}) in group {key or 'all'}; pass raters=(first, "
+                    "second) to choose the pair.")
+            pair = tuple(sorted(labels, key=str))
+        else:
+            if len(raters) != 2:
+                raise ValueError(f"{func}: raters must name exactly 2 values, got {raters!r}.")
+            pair = tuple(raters)
+        if categorical:
+            sub = sub[sub[rater].isin(pair)]
+            wide = sub.pivot(index=subject, columns=rater, values=value)
+            if wide.shape[1] != 2 or wide.isna().to_numpy().any():
+                raise ValueError(
+                    f"{func}: every subject needs one rating for each of {pair} in group "
+                    f"{key or 'all'}; found incomplete or missing ratings. Drop subjects "
+                    "without both ratings.")
+            a_arr = wide[pair[0]].to_numpy(dtype=object)
+            b_arr = wide[pair[1]].to_numpy(dtype=object)
+            s_labels = wide.index
+        else:
+            mat, s_labels, _ = _pivot_wide(sub, subject=subject, rater=rater, value=value,
+                                           func=func, raters=pair)
+            miss = np.isnan(mat).any(axis=1)
+            if miss.any():
+                raise ValueError(
+                    f"{func}: {int(miss.sum())} subject(s) in group {key or 'all'} lack a "
+                    f"measurement for one of {pair} (first: {s_labels[np.argmax(miss)]!r}); "
+                    "every subject needs both. Drop incomplete subjects first.")
+            a_arr, b_arr = _two_arrays(mat[:, 0], mat[:, 1], func=func, **value_kw)
+        if len(a_arr) < 2:
+            raise ValueError(
+                f"{func}: at least 2 subjects are needed in group {key or 'all'}, got "
+                f"{len(a_arr)}; a single subject gives no estimate of variability.")
+        out.append((key, a_arr, b_arr, s_labels, pd.Index(pair)))
+    return out
