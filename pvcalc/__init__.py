@@ -14,5 +14,6 @@ from pvcalc._scan import make_scan, validate_scan, scan_spacing_mm, scan_origin_
 from pvcalc.io import read_scan, write_scan, read_labels, ScanFileError
 # --- scoring (pvcalc.scoring) ---
 # --- stats (pvcalc.stats) ---
+from pvcalc import stats  # noqa: E402,F401
 
 __version__ = "0.1.0"
