@@ -13,6 +13,8 @@ from pvcalc._scan import make_scan, validate_scan, scan_spacing_mm, scan_origin_
 # --- io (pvcalc.io) ---
 from pvcalc.io import read_scan, write_scan, read_labels, ScanFileError
 # --- scoring (pvcalc.scoring) ---
+from pvcalc.scoring import (score, ScoreResult, ScoringPreset, PRESETS, Calibration,
+                             risk_category, KVP_THRESHOLDS_HU, RISK_SCHEMES)
 # --- stats (pvcalc.stats) ---
 from pvcalc import stats  # noqa: E402,F401
 
