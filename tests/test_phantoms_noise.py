@@ -1,0 +1,162 @@
+"""Correlated noise: SD, mean, Gaussianity, NPS shape, z correlation, determinism."""
+
+import hashlib
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from phantoms.noise import noise_field, noise_model, ssp_autocorrelation
+from phantoms.scanner import PROTOCOLS, Protocol, get_protocol
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+def test_sd_within_5_percent_and_mean_zero(name):
+    p = PROTOCOLS[name]
+    n = noise_field((24, 192, 192), p, seed=11).astype(np.float64)
+    # a central block, as one would place an ROI in a uniform region
+    roi = n[4:20, 32:160, 32:160]
+    assert abs(roi.std() / p.noise_sd_hu - 1) < 0.05
+    # mean: ~0 within a generous bound (correlated samples, so not sigma/sqrt(N))
+    assert abs(n.mean()) < 0.05 * p.noise_sd_hu
+
+
+def test_expected_variance_is_exact_over_seeds():
+    """Average of the sample variance over seeds converges to sd^2 (unbiased scaling)."""
+    p = Protocol(noise_sd_hu=30.0, slice_thickness_mm=2.0, increment_mm=1.0)
+    var = [np.mean(noise_field((6, 40, 41), p, seed=s).astype(np.float64) ** 2)
+           for s in range(60)]
+    # the mean of the squares (no mean removed) is unbiased for sd^2
+    assert abs(np.mean(var) / 900.0 - 1) < 0.03
+
+
+def test_values_are_gaussian():
+    n = noise_field((16, 128, 128), get_protocol("calcium_scoring"), seed=5)
+    # subsample far apart (8 pixels >> correlation length, every slice) for independence
+    x = n[:, ::8, ::8].ravel() / 20.0
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+    assert abs(stats.kurtosis(x)) < 0.3
+
+
+def _radial(power, fy, fx, edges):
+    fr = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    idx = np.digitize(fr.ravel(), edges) - 1
+    ok = (idx >= 0) & (idx < edges.size - 1)
+    num = np.bincount(idx[ok], power.ravel()[ok], minlength=edges.size - 1)
+    den = np.bincount(idx[ok], minlength=edges.size - 1)
+    return num / np.maximum(den, 1)
+
+
+@pytest.mark.parametrize("name", ["calcium_scoring", "low_dose_chest"])
+def test_measured_nps_matches_model(name):
+    p = PROTOCOLS[name]
+    shape = (8, 128, 128)
+    acc = np.zeros((128, 128))
+    for seed in range(6):
+        n = noise_field(shape, p, seed=seed).astype(np.float64)
+        acc += (np.abs(np.fft.fft2(n)) ** 2).sum(axis=0)
+    fy = np.fft.fftfreq(128, d=p.pixel_mm)
+    nps_xy, _ = noise_model(shape, p)
+    fx = np.fft.fftfreq(128, d=p.pixel_mm)
+    # compare radial averages of normalised spectra on the fft2 layout
+    edges = np.linspace(0, 0.5 / p.pixel_mm, 17)
+    measured = _radial(acc / acc.sum(), fy, fx, edges)
+    # the model on the full fft2 layout: negative kx columns mirror (ky, kx) -> (-ky, -kx)
+    model_full = np.zeros((128, 128))
+    model_full[:, :65] = nps_xy
+    model_full[:, 65:] = nps_xy[(-np.arange(128)) % 128][:, 63:0:-1]
+    model = _radial(model_full / model_full.sum(), fy, fx, edges)
+    big = model > 0.05 * model.max()
+    np.testing.assert_allclose(measured[big], model[big], rtol=0.1)
+    # measured peak frequency = the protocol's (bin resolution) and realistic
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    assert abs(centres[np.argmax(measured)] - p.nps_peak_per_mm) <= edges[1]
+    if p.kernel == "soft":
+        assert 0.2 <= centres[np.argmax(measured)] <= 0.4
+
+
+def _trapezoid_density(u, t, e=0.5):
+    """The trapezoid SSP from its definition: top t(1-e), edges e t, height 1/t."""
+    a, b = 0.5 * t * (1 + e), 0.5 * t * (1 - e)
+    return np.clip((a - np.abs(u)) / (a - b), 0, 1) / t
+
+
+@pytest.mark.parametrize("lag", [0.0, 0.5, 1.0, 1.5, 3.0])
+def test_ssp_autocorrelation_against_direct_integration(lag):
+    for t in (1.0, 3.0):
+        u = np.linspace(-6, 6, 240001)
+        ref = np.trapezoid(_trapezoid_density(u, t) * _trapezoid_density(u + lag, t), u)
+        assert ssp_autocorrelation([lag], t, "trapezoid")[0] == pytest.approx(ref, abs=2e-4)
+    sigma = 1.0 / 2.3548200450309493
+    g = ssp_autocorrelation([lag], 1.0, "gaussian")[0] / ssp_autocorrelation([0.0], 1.0,
+                                                                              "gaussian")[0]
+    assert g == pytest.approx(math.exp(-lag ** 2 / (4 * sigma ** 2)), abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["thin_slice_cscT", "calcium_scoring", "low_dose_chest"])
+def test_z_correlation_matches_slice_profile(name):
+    p = PROTOCOLS[name]
+    n = noise_field((48, 96, 96), p, seed=3).astype(np.float64)
+    r0 = ssp_autocorrelation([0.0], p.slice_thickness_mm, p.slice_profile)[0]
+    for m in (1, 2):
+        expected = ssp_autocorrelation([m * p.increment_mm], p.slice_thickness_mm,
+                                       p.slice_profile)[0] / r0
+        measured = np.mean(n[:-m] * n[m:]) / np.mean(n * n)
+        assert abs(measured - expected) < 0.03, (m, measured, expected)
+
+
+def test_same_seed_same_bytes_different_seed_independent():
+    p = get_protocol("calcium_scoring")
+    a = noise_field((4, 64, 64), p, seed=1)
+    assert a.tobytes() == noise_field((4, 64, 64), p, seed=1).tobytes()
+    b = noise_field((4, 64, 64), p, seed=2)
+    c = noise_field((4, 64, 64), p, seed=1, stream=1)
+    for x, y in ((a, b), (a, c)):
+        assert abs(np.corrcoef(x.ravel(), y.ravel())[0, 1]) < 0.05
+
+
+def test_same_bytes_with_one_or_two_threads():
+    code = ("import hashlib, numpy as np; from phantoms.scanner import get_protocol, noise_field, "
+            "blur_inplane; p = get_protocol('thin_slice_cscT'); n = noise_field((10, 96, 90), p, "
+            "seed=123, stream=4); b = blur_inplane(n, 1.3, 0.49); "
+            "print(hashlib.sha256(n.tobytes() + b.tobytes()).hexdigest())")
+    digests = set()
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+        digests.add(res.stdout.strip())
+    assert len(digests) == 1
+
+
+def test_noise_free_and_accumulate_and_2d():
+    p0 = get_protocol("calcium_scoring", noise_sd_hu=0.0)
+    assert not noise_field((2, 16, 16), p0, seed=0).any()
+    p = get_protocol("calcium_scoring")
+    base = np.full((2, 16, 16), 40.0, np.float32)
+    ref = noise_field((2, 16, 16), p, seed=4)
+    got = noise_field((2, 16, 16), p, seed=4, out=base, accumulate=True)
+    assert got is base
+    np.testing.assert_allclose(base, 40.0 + ref, atol=1e-4)
+    two = noise_field((32, 32), p, seed=4)
+    assert two.shape == (32, 32) and two.dtype == np.float32
+
+
+@pytest.mark.parametrize("args,kwargs,exc,match", [
+    (((4, 0, 4),), {}, ValueError, r"shape must be \(Z, Y, X\) or \(Y, X\) with every size >= 1"),
+    (((4, 4.5, 4),), {}, TypeError, "shape must be a tuple of ints"),
+    (((4, 8, 8), "calcium_scoring"), {}, TypeError, "protocol must be a phantoms.scanner.Protocol"),
+    (((4, 8, 8),), {"out": np.zeros((4, 8, 8))}, ValueError, "out must be a float32 ndarray"),
+    (((4, 8, 8),), {"accumulate": True}, ValueError, "accumulate=True needs out="),
+    (((4, 8, 8),), {"seed": -1}, ValueError, "seed must be an integer"),
+])
+def test_errors(args, kwargs, exc, match):
+    if len(args) == 1:
+        args = args + (get_protocol("calcium_scoring"),)
+    kwargs = {"seed": 0, **kwargs}
+    with pytest.raises(exc, match=match):
+        noise_field(*args, **kwargs)
