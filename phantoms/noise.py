@@ -46,7 +46,7 @@ import scipy.fft
 
 from phantoms._noise_kernels import _scale_nyquist_plane, _shaped_half_spectrum
 from phantoms._rng import split_key
-from phantoms._ssp import SSP_KINDS, ssp_cdf
+from phantoms._ssp import SSP_KINDS, ssp_cdf, ssp_half_support_mm
 
 #: Number of FFT worker threads (the machines have 2 cores).
 FFT_WORKERS = 2
@@ -68,7 +68,7 @@ def ssp_autocorrelation(lags_mm, thickness_mm, profile):
     kind = SSP_KINDS[profile]
     lags = np.abs(np.atleast_1d(np.asarray(lags_mm, dtype=np.float64)))
     h = thickness_mm / 200.0
-    half = {0: 0.75, 1: 5.0 / 2.3548200450309493, 2: 0.5}[kind] * thickness_mm
+    half = ssp_half_support_mm(thickness_mm, kind)
     n = int(math.ceil(half / h)) + 1
     edges = (np.arange(-n, n + 1, dtype=np.float64) - 0.5) * h
     cdf = np.array([ssp_cdf(e, thickness_mm, kind) for e in edges])
@@ -95,12 +95,10 @@ def _filters(shape, pixel_mm, increment_mm, thickness_mm, profile, peak_per_mm):
         sz = np.ones(1)
     else:
         m = np.arange(nz)
-        lag = np.minimum(m, nz - m)              # circular lags
         r = np.zeros(nz)
         # periodise: sum over aliases of the (finite-support) autocorrelation
         for j in range(-4, 5):
             r += ssp_autocorrelation((m + j * nz) * increment_mm, thickness_mm, profile)
-        del lag
         sz = np.clip(np.fft.fft(r).real, 0.0, None)
     norm2 = sum_xy * float(sz.sum())
     hz = np.sqrt(sz).astype(np.float32)
