@@ -62,7 +62,7 @@ _CCI_SPOKE_ANGLES_DEG = {"hd": 90.0, "md": 210.0, "ld": 330.0}   # one spoke per
 _CCI_ROD_RADIUS_MM = 5.0         # 10 mm diameter calibration rods (the real ones: 20 mm)
 _CCI_ROD_DISTANCE_MM = 20.0      # rods placed between the spokes (in-plane; see docs)
 _CCI_ROD_ANGLES_DEG = {"ha200": 150.0, "water": 30.0}
-_CCI_STACK_SPACING_MM = 15.0     # insert_layout="stacked": one axial plane per density group
+_CCI_STACK_SPACING_MM = 12.0     # insert_layout="stacked": one axial plane per density group
 
 _CCI_LAYOUTS = ("qrm", "stacked")
 
@@ -73,7 +73,7 @@ def _yx_on_circle(radius_mm, angle_deg):
     return (-radius_mm * math.sin(a), radius_mm * math.cos(a))
 
 
-def cci_phantom(*, extension_ring=False, z_extent_mm=(-15.0, 15.0), insert_layout="qrm",
+def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layout="qrm",
                 calibration_rods=True):
     """Replica of the QRM cardiac calcification insert (CCI) in the thorax phantom.
 
@@ -86,15 +86,17 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-15.0, 15.0), insert_layou
     ----------
     extension_ring : bool, default False
         Add the extension ring (body 400 x 300 mm, a "large patient").
-    z_extent_mm : (float, float), default (-15, 15)
-        Axial extent of the phantom in mm; the insert plane is at z = 0.
+    z_extent_mm : (float, float), default (-16.5, 16.5)
+        Axial extent of the phantom in mm; the insert plane is at z = 0. The default
+        gives eleven contiguous 3 mm slices with one centred on the insert plane
+        (:func:`phantoms.repeat` then moves the phantom by a random sub-slice shift).
     insert_layout : {"qrm", "stacked"}, default "qrm"
         ``"qrm"``: all nine inserts in the plane z = 0, one radial spoke per density
         (large outermost at 37.5 mm, medium at 25 mm, small at 12.5 mm from the
         centre), spokes 120 degrees apart, as in the commercial insert.
         ``"stacked"``: the same in-plane layout but each density group in its own
-        axial plane (HD at z = +15 mm, MD at 0, LD at -15 mm), for studies that want
-        the groups separated along z; needs ``z_extent_mm`` to cover +-18 mm.
+        axial plane (HD at z = +12 mm, MD at 0, LD at -12 mm), for studies that want
+        the groups separated along z.
     calibration_rods : bool, default True
         Include the two z-invariant calibration rods (10 mm diameter, 20 mm from the
         centre between the spokes): 200 mg HA/cm3 and water-equivalent (0 HU).
