@@ -7,7 +7,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame,
-                                    _finite_values, _groups)
+                                    _finite_values, _groups, _where)
 
 __all__ = ["accuracy"]
 
@@ -128,7 +128,7 @@ def accuracy(data, truth=None, *, estimate: str = "estimate", true: str = "truth
                              positive=True)
         if est.size < 2:
             raise ValueError(
-                f"accuracy: at least 2 lesions are needed in group {key or 'all'}, got "
+                f"accuracy: at least 2 lesions are needed in group {_where(key)}, got "
                 f"{est.size}; merge strata or drop the group.")
         row = dict(key)
         row.update(_accuracy_row(est, tru, alpha, float(detection_threshold)))

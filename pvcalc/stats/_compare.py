@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame,
-                                    _finite_values, _groups, _pairs)
+                                    _finite_values, _groups, _pairs, _where)
 
 __all__ = ["compare_methods", "compare_methods_mixed"]
 
@@ -75,7 +75,7 @@ def compare_methods(data: pd.DataFrame, *, subject: str = "subject",
         use = list(pairs) if pairs is not None else list(itertools.combinations(labels, 2))
         if not use:
             raise ValueError(
-                f"{func}: need at least 2 methods in group {key or 'all'}, got {labels!r}.")
+                f"{func}: need at least 2 methods in group {_where(key)}, got {labels!r}.")
         rows = []
         for pair in use:
             (_, a, b, _, _), = _pairs(sub, None, subject=subject, rater=method,

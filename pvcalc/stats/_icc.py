@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame, _groups,
-                                    _pivot_wide)
+                                    _pivot_wide, _where)
 
 __all__ = ["icc"]
 
@@ -254,12 +254,12 @@ def icc(data, *, subject: str = "subject", rater: str = "rater", value: str = "v
         if k < 2:
             raise ValueError(
                 f"icc: at least 2 raters / repeats are needed, got {k} distinct value(s) "
-                f"of {rater!r} in group {key or 'all'}.")
+                f"of {rater!r} in group {_where(key)}.")
         if method == "anova":
             if not complete.all():
                 if missing == "raise":
                     raise ValueError(
-                        f"icc: {int((~complete).sum())} subject(s) in group {key or 'all'} "
+                        f"icc: {int((~complete).sum())} subject(s) in group {_where(key)} "
                         "lack a rating from some rater; the ANOVA ICC needs complete "
                         "data. Use method='mixed' (unbalanced data) or missing='drop' "
                         "(complete cases only).")
@@ -267,13 +267,13 @@ def icc(data, *, subject: str = "subject", rater: str = "rater", value: str = "v
             if mat.shape[0] < 2:
                 raise ValueError(
                     f"icc: at least 2 subjects are needed, got {mat.shape[0]} in group "
-                    f"{key or 'all'}; a single subject has no between-subject variance.")
+                    f"{_where(key)}; a single subject has no between-subject variance.")
             table = _icc_anova_table(mat, alpha)
         else:
             if n < 2:
                 raise ValueError(
                     f"icc: at least 2 subjects are needed, got {n} in group "
-                    f"{key or 'all'}; a single subject has no between-subject variance.")
+                    f"{_where(key)}; a single subject has no between-subject variance.")
             table = _icc_mixed_table(sub, subject, rater, value)
         for col, val in reversed(list(key.items())):
             table.insert(0, col, val)

@@ -7,7 +7,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame,
-                                    _finite_values, _groups, _pairs)
+                                    _finite_values, _groups, _pairs, _where)
 
 __all__ = ["interscan_difference", "interscan_summary", "repeatability"]
 
@@ -246,7 +246,7 @@ def repeatability(data, *, subject: str = "subject", value: str = "value",
             raise ValueError(
                 f"repeatability: at least 2 subjects and one repeated measurement are "
                 f"needed, got {n} subject(s) with {y.size} measurement(s) in group "
-                f"{key or 'all'}; the within-subject SD needs repeated measurements of "
+                f"{_where(key)}; the within-subject SD needs repeated measurements of "
                 "several subjects.")
         sw = np.sqrt(ss / df)
         lo = np.sqrt(ss / _st.chi2.ppf(1 - alpha / 2, df))

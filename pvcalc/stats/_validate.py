@@ -16,6 +16,18 @@ import pandas as pd
 __all__: list[str] = []
 
 
+def _lab(x):
+    """A label for messages: numpy scalars shown as plain Python values."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _where(key: dict) -> str:
+    """Group description for messages, e.g. "method='em'" or "all"."""
+    if not key:
+        return "all"
+    return ", ".join(f"{k}={_lab(v)!r}" for k, v in key.items())
+
+
 def _check_alpha(alpha):
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
         raise TypeError(
@@ -146,8 +158,8 @@ def _pivot_wide(sub: pd.DataFrame, *, subject: str, rater: str, value: str,
     if (counts > 1).any():
         i = int(np.flatnonzero(counts > 1)[0])
         raise ValueError(
-            f"{func}: subject {s_labels[i // k]!r} has {int(counts[i])} rows for "
-            f"{rater}={r_labels[i % k]!r}; each (subject, rater) pair must appear at most "
+            f"{func}: subject {_lab(s_labels[i // k])!r} has {int(counts[i])} rows for "
+            f"{rater}={_lab(r_labels[i % k])!r}; each (subject, rater) pair must appear at most "
             "once. Aggregate duplicates or add the distinguishing column to groupby.")
     mat = np.full(n * k, np.nan)
     mat[flat] = vals
@@ -195,8 +207,8 @@ def _pairs(data, b, *, subject, rater, value, groupby, raters, func,
                 raise ValueError(
                     f"{func}: column {rater!r} must hold exactly 2 distinct values per "
                     f"group for a paired statistic, got {len(labels)} "
-                    f"({list(labels)[:5]}) in group {key or 'all'}; pass raters=(first, "
-                    "second) to choose the pair.")
+                    f"({[_lab(x) for x in list(labels)[:5]]}) in group {_where(key)}; "
+                    "pass raters=(first, second) to choose the pair.")
             pair = tuple(sorted(labels, key=str))
         else:
             if len(raters) != 2:
@@ -208,7 +220,7 @@ def _pairs(data, b, *, subject, rater, value, groupby, raters, func,
             if wide.shape[1] != 2 or wide.isna().to_numpy().any():
                 raise ValueError(
                     f"{func}: every subject needs one rating for each of {pair} in group "
-                    f"{key or 'all'}; found incomplete or missing ratings. Drop subjects "
+                    f"{_where(key)}; found incomplete or missing ratings. Drop subjects "
                     "without both ratings.")
             a_arr = wide[pair[0]].to_numpy(dtype=object)
             b_arr = wide[pair[1]].to_numpy(dtype=object)
@@ -219,13 +231,13 @@ def _pairs(data, b, *, subject, rater, value, groupby, raters, func,
             miss = np.isnan(mat).any(axis=1)
             if miss.any():
                 raise ValueError(
-                    f"{func}: {int(miss.sum())} subject(s) in group {key or 'all'} lack a "
-                    f"measurement for one of {pair} (first: {s_labels[np.argmax(miss)]!r}); "
+                    f"{func}: {int(miss.sum())} subject(s) in group {_where(key)} lack a "
+                    f"measurement for one of {pair} (first: {_lab(s_labels[np.argmax(miss)])!r}); "
                     "every subject needs both. Drop incomplete subjects first.")
             a_arr, b_arr = _two_arrays(mat[:, 0], mat[:, 1], func=func, **value_kw)
         if len(a_arr) < 2:
             raise ValueError(
-                f"{func}: at least 2 subjects are needed in group {key or 'all'}, got "
+                f"{func}: at least 2 subjects are needed in group {_where(key)}, got "
                 f"{len(a_arr)}; a single subject gives no estimate of variability.")
         out.append((key, a_arr, b_arr, s_labels, pd.Index(pair)))
     return out
