@@ -359,8 +359,14 @@ def _resample_3mm(vol, lab, zc, dz):
     hi = np.minimum(lo + AGATSTON_SLICE_MM, e0 + length)
     ov = np.clip(np.minimum(hi[:, None], edges[None, 1:]) - np.maximum(lo[:, None], edges[None, :-1]),
                  0.0, None)
-    w = (ov / ov.sum(axis=1, keepdims=True)).astype(np.float32)
-    new = np.ascontiguousarray((w @ vol.reshape(nz, -1)).reshape(n_new, ny, nx))
+    new = np.empty((n_new, ny, nx), dtype=np.float32)
+    for k in range(n_new):  # float64 sum over the few overlapping slices, then / covered length
+        acc = np.zeros((ny, nx), dtype=np.float64)
+        covered = 0.0
+        for i in np.flatnonzero(ov[k] > 0):
+            acc += ov[k, i] * vol[i].astype(np.float64)
+            covered += ov[k, i]
+        new[k] = acc / covered
     centres = lo + 0.5 * AGATSTON_SLICE_MM
     if lab is not None:
         src = np.clip(np.floor((centres - e0) / dz).astype(np.int64), 0, nz - 1)
