@@ -44,12 +44,16 @@ import operator
 import numpy as np
 import scipy.fft
 
-from phantoms._noise_kernels import _scale_nyquist_plane, _shaped_half_spectrum
+from phantoms._noise_kernels import (_shaped_half_spectrum_parallel,
+                                     _shaped_half_spectrum_serial)
 from phantoms._rng import split_key
 from phantoms._ssp import SSP_KINDS, ssp_cdf, ssp_half_support_mm
 
-#: Number of FFT worker threads (the machines have 2 cores).
+#: Number of FFT worker threads for large fields (the machines have 2 cores).
 FFT_WORKERS = 2
+#: Fields with fewer voxels than this use one thread (patches): waking a second
+#: thread costs more than the work. The bytes are the same either way.
+SERIAL_VOXELS = 1 << 16
 
 
 def ssp_autocorrelation(lags_mm, thickness_mm, profile):
@@ -209,11 +213,11 @@ def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
     hz, hxy, norm2 = _filters(shape3, *key)
     nz, ny, nx = shape3
     spec = np.empty((nz, ny, nx // 2 + 1), dtype=np.complex64)
-    _shaped_half_spectrum(spec, hz, hxy, sd / math.sqrt(norm2), k0, k1, s0, s1)
-    if nx % 2 == 0 and nx > 1:
-        _scale_nyquist_plane(spec, math.sqrt(2.0))
+    small = nz * ny * nx < SERIAL_VOXELS
+    kernel = _shaped_half_spectrum_serial if small else _shaped_half_spectrum_parallel
+    kernel(spec, hz, hxy, sd / math.sqrt(norm2), k0, k1, s0, s1, nx % 2 == 0)
     field = scipy.fft.irfftn(spec, s=shape3, axes=(0, 1, 2), norm="forward",
-                             workers=FFT_WORKERS, overwrite_x=True)
+                             workers=1 if small else FFT_WORKERS, overwrite_x=True)
     del spec
     field = field.reshape(tuple(shape))
     if out is None:

@@ -160,3 +160,18 @@ def test_errors(args, kwargs, exc, match):
     kwargs = {"seed": 0, **kwargs}
     with pytest.raises(exc, match=match):
         noise_field(*args, **kwargs)
+
+
+def test_serial_and_parallel_kernels_give_identical_spectra():
+    from phantoms._noise_kernels import (_shaped_half_spectrum_parallel,
+                                         _shaped_half_spectrum_serial)
+    from phantoms.noise import _filters, _protocol_key
+    p = get_protocol("thin_slice_cscT")
+    for shape in ((6, 40, 66), (5, 33, 31)):
+        hz, hxy, _ = _filters(shape, *_protocol_key(p))
+        a = np.empty((shape[0], shape[1], shape[2] // 2 + 1), np.complex64)
+        b = np.empty_like(a)
+        keys = [np.uint64(v) for v in (1, 2, 3, 4)]
+        _shaped_half_spectrum_serial(a, hz, hxy, 1.0, *keys, shape[2] % 2 == 0)
+        _shaped_half_spectrum_parallel(b, hz, hxy, 1.0, *keys, shape[2] % 2 == 0)
+        assert a.tobytes() == b.tobytes()
