@@ -16,3 +16,16 @@ from .shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
 from .motion import CardiacMotion, ConstantVelocity, Static, acquisition_times
 from .body import Rod, ThoraxBody, render_cross_section
 from .phantom import Lesion, Phantom
+
+# --- scanner (protocols, PSF, noise) ---
+from .scanner import PROTOCOLS, Protocol, blur_inplane, get_protocol, noise_sd_from_mas
+from .noise import noise_field
+
+# --- pipeline ---
+from .simulate import repeat, simulate, simulate_patches
+
+# --- named phantoms (guarded until phantoms/library.py is complete) ---
+try:
+    from .library import cci_phantom, motion_phantom, virtual_patient
+except ImportError:  # pragma: no cover - removed once library.py is in place
+    pass

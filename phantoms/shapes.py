@@ -91,6 +91,11 @@ class _Shape:
         raise NotImplementedError
 
     @property
+    def feature_mm(self) -> float:
+        """Smallest radius of the shape (mm); sets the renderer's supersampling."""
+        raise NotImplementedError
+
+    @property
     def kind(self) -> str:
         return type(self).__name__.lower()
 
@@ -162,6 +167,10 @@ class Sphere(_Shape):
     def volume_mm3(self):
         return 4.0 / 3.0 * math.pi * self.radius_mm ** 3
 
+    @property
+    def feature_mm(self):
+        return self.radius_mm
+
     def params(self):
         return np.array([*self.centre_mm, self.radius_mm])
 
@@ -220,6 +229,10 @@ class Ellipsoid(_Shape):
     def volume_mm3(self):
         a, b, c = self.semi_axes_mm
         return 4.0 / 3.0 * math.pi * a * b * c
+
+    @property
+    def feature_mm(self):
+        return min(self.semi_axes_mm)
 
     @property
     def centre(self):
@@ -286,6 +299,10 @@ class Cylinder(_Shape):
         return math.pi * self.radius_mm ** 2 * self.length_mm
 
     @property
+    def feature_mm(self):
+        return min(self.radius_mm, 0.5 * self.length_mm)
+
+    @property
     def centre(self):
         return self.centre_mm
 
@@ -350,6 +367,10 @@ class Tube(_Shape):
                              f"(z, y, x) in mm, got shape {c.shape}")
         object.__setattr__(self, "centreline_mm", tuple(tuple(float(v) for v in r) for r in c))
         object.__setattr__(self, "radius_mm", _positive("radius_mm", self.radius_mm))
+
+    @property
+    def feature_mm(self):
+        return self.radius_mm
 
     @property
     def length_mm(self):
@@ -441,6 +462,10 @@ class Blob(_Shape):
         if np.all(d >= r[:, None] + r[None]):
             return float(np.sum(4.0 / 3.0 * np.pi * r ** 3))
         return self._numeric_volume()
+
+    @property
+    def feature_mm(self):
+        return min(self.radii_mm)
 
     @property
     def centre(self):
