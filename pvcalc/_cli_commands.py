@@ -49,8 +49,9 @@ def presets(args) -> int:
     """``pvcalc presets``: one line per scoring preset."""
     from pvcalc.scoring import PRESETS
 
+    width = max(len(name) for name in PRESETS)
     for name, preset in PRESETS.items():
-        print(f"{name:20s} {preset.description}")
+        print(f"{name:{width}s}  {preset.source}")
     return 0
 
 

@@ -31,6 +31,9 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
     except USER_ERRORS as err:
         if args.debug:
             raise
