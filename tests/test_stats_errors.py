@@ -77,6 +77,11 @@ def test_frame_problems():
     incomplete = LONG.iloc[:-1]
     with pytest.raises(ValueError, match="1 subject\\(s\\) in group all lack a measurement"):
         stats.bland_altman(incomplete, subject="lesion", rater="scan", value="v")
+    nolabel = LONG.assign(scan=["a", None, "a", "b", "a", "b"])
+    with pytest.raises(ValueError, match="columns must not contain missing labels"):
+        stats.icc(nolabel, subject="lesion", rater="scan", value="v")
+    with pytest.raises(ValueError, match=r"raters \['c'\] do not occur in column 'scan'"):
+        stats.bland_altman(LONG, subject="lesion", rater="scan", value="v", raters=("a", "c"))
     with pytest.raises(TypeError, match="b must be None"):
         stats.bland_altman(LONG, [1.0, 2.0], subject="lesion", rater="scan", value="v")
     with pytest.raises(TypeError, match="or two arrays a and b"):
