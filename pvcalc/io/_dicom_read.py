@@ -63,7 +63,8 @@ def _read_headers(path):
     images, non_dicom, non_image = [], [], []
     for f in files:
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            # large values (the pixel data) are read from the file only when used
+            ds = pydicom.dcmread(f, defer_size=4096)
         except (InvalidDicomError, EOFError, OSError, ValueError, TypeError,
                 AttributeError, KeyError, IndexError, NotImplementedError):
             non_dicom.append(f)
@@ -227,12 +228,7 @@ def _check_positions(path, root, items, d):
             "check that no slice files are missing, or resample onto a uniform grid")
 
 
-def _decode(path, root, f, rows, cols):
-    try:
-        ds = pydicom.dcmread(f)
-    except Exception as exc:  # noqa: BLE001 - any parse error is a file problem
-        raise ScanFileError(path, f"{_short(f, root)} cannot be read ({exc})",
-                            "the file is damaged; re-export the series") from exc
+def _decode(path, root, f, ds, rows, cols):
     if "PixelData" not in ds:
         raise ScanFileError(path, f"slice {_short(f, root)} lacks required tag(s) PixelData "
                             "(7FE0,0010)", "re-export the series with its pixel data")
@@ -259,7 +255,7 @@ def _decode(path, root, f, rows, cols):
 def read_dicom(path, *, series_uid=None, require_rescale=True):
     """Read one DICOM series into ``(values, origin_mm, spacing_mm, attrs)``.
 
-    ``values`` is a float64 (z, y, x) array after RescaleSlope/Intercept;
+    ``values`` is a float32 (z, y, x) array after RescaleSlope/Intercept;
     ``origin_mm`` and ``spacing_mm`` are (z, y, x) in patient LPS mm.
     """
     root = path
@@ -311,9 +307,9 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
             "pvcalc needs an unsheared axial volume; correct the tilt first (for example "
             "with dcm2niix) or reconstruct without tilt")
     rows, cols = int(first.Rows), int(first.Columns)
-    vol = np.empty((len(items), rows, cols), dtype=np.float64)
-    for k, (f, _) in enumerate(items):
-        vol[k] = _decode(path, root, f, rows, cols)
+    vol = np.empty((len(items), rows, cols), dtype=np.float32)  # HU computed in float64
+    for k, (f, ds) in enumerate(items):
+        vol[k] = _decode(path, root, f, ds, rows, cols)
     # in-plane: array axes are (row index -> along col cosines, column index -> along row)
     spacing = {ax_c: ps_row, ax_r: ps_col}
     sign = {ax_c: sg_c, ax_r: sg_r}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime
 import glob
 import math
@@ -157,7 +156,7 @@ def write_dicom(scan, folder, *, uid_seed=None, rescale_slope=None, overwrite=Fa
 
     paths = []
     for k in range(scan.shape[0]):
-        ds = copy.deepcopy(base)
+        ds = Dataset(dict(base.items()))  # shares the unchanging elements of base
         sop_uid = _uid(uid_seed, "sop", series_number, k)
         ds.SOPInstanceUID = sop_uid
         ds.InstanceNumber = k + 1

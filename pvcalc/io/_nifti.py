@@ -39,7 +39,7 @@ def sidecar_path(path) -> str:
 def read_nifti(path):
     """Read a NIfTI file into ``(values, origin_mm, spacing_mm, attrs)``.
 
-    ``values`` is a float64 (z, y, x) array; origin and spacing are (z, y, x)
+    ``values`` is a float32 (z, y, x) array; origin and spacing are (z, y, x)
     in LPS mm.
     """
     import nibabel as nib
@@ -57,7 +57,7 @@ def read_nifti(path):
             "give one 3D volume (split 4D series, e.g. with nibabel.four_to_three)")
     try:
         img = nib.as_closest_canonical(img)
-        data = np.asarray(img.get_fdata(dtype=np.float64))
+        data = img.get_fdata(dtype=np.float32)  # may be a view of a memory-mapped file
     except Exception as exc:  # noqa: BLE001
         raise ScanFileError(path, f"NIfTI data cannot be decoded ({' '.join(str(exc).split())})",
                             "check that the file is complete") from exc
@@ -78,7 +78,9 @@ def read_nifti(path):
     ox = -(affine[0, 3] + (nx - 1) * affine[0, 0]) * scale
     oy = -(affine[1, 3] + (ny - 1) * affine[1, 1]) * scale
     oz = affine[2, 3] * scale
-    values = np.ascontiguousarray(data[::-1, ::-1, :].transpose(2, 1, 0))
+    # RAS -> LPS (flip x, y), then (x, y, z) -> (z, y, x); np.array copies into
+    # memory (for our own files the flips cancel and the copy is sequential)
+    values = np.array(data[::-1, ::-1, :].transpose(2, 1, 0), order="C")
     origin, spacing = (float(oz), float(oy), float(ox)), (dz, dy, dx)
     attrs, origin, spacing = _apply_sidecar(path, values.shape, origin, spacing)
     attrs["source_path"] = os.path.abspath(path)
