@@ -364,6 +364,13 @@ def test_missing_required_tag_is_an_error(series):
         read_scan(series)
 
 
+def test_malformed_position_is_an_error(series):
+    _edit(_files(series)[0], ImagePositionPatient=["0", "0"])
+    with pytest.raises(ScanFileError, match=r"ImagePositionPatient \(0020,0032\) of "
+                                            r"slice_00001\.dcm is not 3 numbers"):
+        read_scan(series)
+
+
 def test_missing_rescale_in_ct_is_an_error(series):
     _edit(_files(series)[0], RescaleIntercept=None)
     with pytest.raises(ScanFileError, match=r"lacks required tag\(s\) RescaleIntercept "

@@ -124,6 +124,18 @@ def _choose_series(path, images, series_uid):
     return next(iter(groups.values()))
 
 
+def _num(ds, key):
+    """Tag value as a finite float, or None when absent, empty or not a number."""
+    v = ds.get(key)
+    if v is None or v == "":
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
 def _floats(ds, key, n):
     try:
         v = [float(x) for x in ds[key].value]
@@ -172,6 +184,17 @@ def _check_tags(path, root, items, require_rescale):
             raise ScanFileError(
                 path, f"slice {_short(f, root)} lacks required tag(s) {names}",
                 "re-export the series from the scanner or PACS with the full CT image header")
+        for key, n in (("ImagePositionPatient", 3), ("ImageOrientationPatient", 6),
+                       ("PixelSpacing", 2)):
+            if _floats(ds, key, n) is None:
+                raise ScanFileError(
+                    path, f"{key} {_TAG_NUMBERS[key]} of {_short(f, root)} is not {n} numbers "
+                    f"(got {ds[key].value!r})", "re-export the series with a valid header")
+        for key in ("RescaleSlope", "RescaleIntercept", "NumberOfFrames", "SamplesPerPixel"):
+            if key in ds and ds[key].value not in (None, "") and _num(ds, key) is None:
+                raise ScanFileError(
+                    path, f"{key} of {_short(f, root)} is not a number (got {ds[key].value!r})",
+                    "re-export the series with a valid header")
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
             raise ScanFileError(
                 path, f"{_short(f, root)} is a multi-frame (enhanced) image with "
@@ -247,8 +270,10 @@ def _decode(path, root, f, ds, rows, cols):
         raise ScanFileError(
             path, f"pixel data of {_short(f, root)} has shape {arr.shape}, but Rows x Columns "
             f"is {rows} x {cols}", "the file is damaged; re-export the series")
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    slope = _num(ds, "RescaleSlope")
+    intercept = _num(ds, "RescaleIntercept")
+    slope = 1.0 if slope is None else slope
+    intercept = 0.0 if intercept is None else intercept
     return arr.astype(np.float64) * slope + intercept
 
 
@@ -299,8 +324,8 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
     inplane = ipp @ np.column_stack([row, col])
     shear = np.ptp(inplane, axis=0) if len(items) > 1 else np.zeros(2)
     if np.any(shear > max(0.01, 0.01 * min(ps_row, ps_col))):
-        tilt = first.get("GantryDetectorTilt")
-        note = f"; GantryDetectorTilt is {float(tilt):g} degrees" if tilt not in (None, "") else ""
+        tilt = _num(first, "GantryDetectorTilt")
+        note = f"; GantryDetectorTilt is {tilt:g} degrees" if tilt is not None else ""
         raise ScanFileError(
             path, f"slice positions shift in-plane from slice to slice (by up to "
             f"{shear.max():.3f} mm{note}): a gantry-tilted or sheared acquisition",
@@ -340,9 +365,9 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
 
 def _single_slice_spacing(path, ds):
     for key in ("SpacingBetweenSlices", "SliceThickness"):
-        v = ds.get(key)
-        if v not in (None, "") and float(v) > 0:
-            return float(v)
+        v = _num(ds, key)
+        if v is not None and v > 0:
+            return v
     raise ScanFileError(
         path, "one slice without SpacingBetweenSlices or SliceThickness, so its z spacing "
         "is unknown", "point to the folder holding the whole series")
@@ -350,16 +375,16 @@ def _single_slice_spacing(path, ds):
 
 def _attrs(path, ds, dz, n):
     attrs = {}
-    kvp = ds.get("KVP")
-    if kvp not in (None, "") and float(kvp) > 0:
-        attrs["kvp"] = float(kvp)
+    kvp = _num(ds, "KVP")
+    if kvp is not None and kvp > 0:
+        attrs["kvp"] = kvp
         attrs["kvp_source"] = "dicom"
     else:
         attrs["kvp"] = 120.0
         attrs["kvp_source"] = "default"
-    thick = ds.get("SliceThickness")
-    if thick not in (None, "") and float(thick) > 0:
-        attrs["slice_thickness_mm"] = float(thick)
+    thick = _num(ds, "SliceThickness")
+    if thick is not None and thick > 0:
+        attrs["slice_thickness_mm"] = thick
         attrs["slice_thickness_source"] = "dicom"
     else:
         attrs["slice_thickness_mm"] = float(dz)
@@ -374,9 +399,9 @@ def _attrs(path, ds, dz, n):
             attrs[name] = v
     ps = ds.get("PixelSpacing")
     attrs["pixel_spacing_mm"] = tuple(float(x) for x in ps)
-    sbs = ds.get("SpacingBetweenSlices")
-    if sbs not in (None, ""):
-        attrs["spacing_between_slices_mm"] = float(sbs)
+    sbs = _num(ds, "SpacingBetweenSlices")
+    if sbs is not None:
+        attrs["spacing_between_slices_mm"] = sbs
     if n == 1:
         attrs["spacing_z_mm"] = float(dz)
     attrs["source_path"] = os.path.abspath(path)
