@@ -8,11 +8,17 @@ in raster order, so results do not depend on thread count or scheduling.
 
 Pipeline (all private; the public wrapper is :func:`pvcalc.score`):
 
-1. :func:`_count_runs` (parallel over slices): runs per row.
-2. :func:`_fill_runs` (parallel over slices): run geometry, HU sum and peak,
-   union-find within each slice, component numbering per slice.
-3. :func:`_component_stats` (parallel over slices): per 2D component voxel
-   count, HU sum, peak HU, coordinate sums, label.
+1. ``_count_runs_*``: runs per row.
+2. ``_fill_runs_*``: run geometry, HU sum and peak, union-find within each
+   slice, component numbering per slice.
+3. ``_component_stats_*``: per 2D component voxel count, HU sum, peak HU,
+   coordinate sums, label.
+
+Steps 1-3 work slice by slice (``_*_slice``) and come in a ``_parallel``
+driver (prange over slices; each slice writes only its own, precomputed
+output range, so the result is identical for any thread count) and a
+``_serial`` driver for small scans, where starting threads costs more than it
+saves (and is very slow on an oversubscribed machine).
 4. :func:`_link_slices`: joins 2D components that touch across neighbouring
    slices (26-neighbourhood for 8-connectivity, 6 for 4) into 3D lesions.
 5. :func:`_isotropic_counts`: optional volume after linear interpolation in z.
@@ -27,32 +33,45 @@ import numpy as np
 from pvcalc._numba_config import JIT, PARALLEL_JIT
 
 
+@numba.njit(**JIT)
+def _count_slice(vol, lab, has_labels, thr, z, counts):
+    ny, nx = vol.shape[1], vol.shape[2]
+    for y in range(ny):
+        row = vol[z, y]
+        if has_labels:
+            lrow = lab[z, y]
+            prev = False
+            prevl = 0
+            c = 0
+            for x in range(nx):
+                a = row[x] >= thr and lrow[x] > 0
+                if a and (not prev or lrow[x] != prevl):
+                    c += 1
+                prev = a
+                prevl = lrow[x]
+            counts[z, y] = c
+        else:
+            # branch-free so that it vectorises: a run starts where a calcium
+            # voxel follows a non-calcium one
+            c = np.int32(row[0] >= thr)
+            for x in range(1, nx):
+                c += np.int32(row[x] >= thr) & np.int32(row[x - 1] < thr)
+            counts[z, y] = c
+
+
 @numba.njit(**PARALLEL_JIT)
-def _count_runs(vol, lab, has_labels, thr):
-    nz, ny, nx = vol.shape
-    counts = np.zeros((nz, ny), dtype=np.int32)
-    for z in numba.prange(nz):
-        for y in range(ny):
-            row = vol[z, y]
-            if has_labels:
-                lrow = lab[z, y]
-                prev = False
-                prevl = 0
-                c = 0
-                for x in range(nx):
-                    a = row[x] >= thr and lrow[x] > 0
-                    if a and (not prev or lrow[x] != prevl):
-                        c += 1
-                    prev = a
-                    prevl = lrow[x]
-                counts[z, y] = c
-            else:
-                # branch-free so that it vectorises: a run starts where a calcium
-                # voxel follows a non-calcium one
-                c = np.int32(row[0] >= thr)
-                for x in range(1, nx):
-                    c += np.int32(row[x] >= thr) & np.int32(row[x - 1] < thr)
-                counts[z, y] = c
+def _count_runs_parallel(vol, lab, has_labels, thr):
+    counts = np.zeros(vol.shape[:2], dtype=np.int32)
+    for z in numba.prange(vol.shape[0]):
+        _count_slice(vol, lab, has_labels, thr, z, counts)
+    return counts
+
+
+@numba.njit(**JIT)
+def _count_runs_serial(vol, lab, has_labels, thr):
+    counts = np.zeros(vol.shape[:2], dtype=np.int32)
+    for z in range(vol.shape[0]):
+        _count_slice(vol, lab, has_labels, thr, z, counts)
     return counts
 
 
@@ -92,8 +111,63 @@ def _join_rows(parent, x0, x1, rlab, a0, a1, b0, b1, d):
             k += 1
 
 
+@numba.njit(**JIT)
+def _fill_slice(vol, lab, has_labels, thr, row_start, d, z, x0, x1, rlab, rsum, rmax,
+                parent, comp_local, n_comp):
+    ny, nx = vol.shape[1], vol.shape[2]
+    base = z * ny
+    if row_start[base + ny] == row_start[base]:
+        return
+    for y in range(ny):
+        r = row_start[base + y]
+        if row_start[base + y + 1] == r:
+            continue
+        row = vol[z, y]
+        inrun = False
+        curl = 0
+        for x in range(nx):
+            v = row[x]
+            a = v >= thr
+            lv = 0
+            if has_labels:
+                lv = lab[z, y, x]
+                a = a and lv > 0
+            if a and inrun and lv == curl:
+                rsum[r - 1] += v
+                if v > rmax[r - 1]:
+                    rmax[r - 1] = v
+                x1[r - 1] = x + 1
+            elif a:
+                x0[r] = x
+                x1[r] = x + 1
+                rlab[r] = lv
+                rsum[r] = v
+                rmax[r] = v
+                parent[r] = r
+                r += 1
+                inrun = True
+                curl = lv
+            else:
+                inrun = False
+    for y in range(1, ny):
+        b0 = row_start[base + y]
+        b1 = row_start[base + y + 1]
+        a0 = row_start[base + y - 1]
+        if b1 > b0 and b0 > a0:
+            _join_rows(parent, x0, x1, rlab, a0, b0, b0, b1, d)
+    c = 0
+    for r in range(row_start[base], row_start[base + ny]):
+        root = _find(parent, r)
+        if root == r:
+            comp_local[r] = c
+            c += 1
+        else:
+            comp_local[r] = comp_local[root]
+    n_comp[z] = c
+
+
 @numba.njit(**PARALLEL_JIT)
-def _fill_runs(vol, lab, has_labels, thr, row_start, conn8):
+def _fill_runs_parallel(vol, lab, has_labels, thr, row_start, conn8):
     nz, ny, nx = vol.shape
     n_runs = row_start[-1]
     x0 = np.empty(n_runs, dtype=np.int32)
@@ -106,60 +180,52 @@ def _fill_runs(vol, lab, has_labels, thr, row_start, conn8):
     n_comp = np.zeros(nz, dtype=np.int64)
     d = 1 if conn8 else 0
     for z in numba.prange(nz):
-        base = z * ny
-        if row_start[base + ny] == row_start[base]:
-            continue
-        for y in range(ny):
-            r = row_start[base + y]
-            if row_start[base + y + 1] == r:
-                continue
-            row = vol[z, y]
-            inrun = False
-            curl = 0
-            for x in range(nx):
-                v = row[x]
-                a = v >= thr
-                lv = 0
-                if has_labels:
-                    lv = lab[z, y, x]
-                    a = a and lv > 0
-                if a and inrun and lv == curl:
-                    rsum[r - 1] += v
-                    if v > rmax[r - 1]:
-                        rmax[r - 1] = v
-                    x1[r - 1] = x + 1
-                elif a:
-                    x0[r] = x
-                    x1[r] = x + 1
-                    rlab[r] = lv
-                    rsum[r] = v
-                    rmax[r] = v
-                    parent[r] = r
-                    r += 1
-                    inrun = True
-                    curl = lv
-                else:
-                    inrun = False
-        for y in range(1, ny):
-            b0 = row_start[base + y]
-            b1 = row_start[base + y + 1]
-            a0 = row_start[base + y - 1]
-            if b1 > b0 and b0 > a0:
-                _join_rows(parent, x0, x1, rlab, a0, b0, b0, b1, d)
-        c = 0
-        for r in range(row_start[base], row_start[base + ny]):
-            root = _find(parent, r)
-            if root == r:
-                comp_local[r] = c
-                c += 1
-            else:
-                comp_local[r] = comp_local[root]
-        n_comp[z] = c
+        _fill_slice(vol, lab, has_labels, thr, row_start, d, z, x0, x1, rlab, rsum, rmax,
+                    parent, comp_local, n_comp)
     return x0, x1, rlab, rsum, rmax, comp_local, n_comp
 
 
+@numba.njit(**JIT)
+def _fill_runs_serial(vol, lab, has_labels, thr, row_start, conn8):
+    nz, ny, nx = vol.shape
+    n_runs = row_start[-1]
+    x0 = np.empty(n_runs, dtype=np.int32)
+    x1 = np.empty(n_runs, dtype=np.int32)
+    rlab = np.zeros(n_runs, dtype=np.int32)
+    rsum = np.empty(n_runs, dtype=np.float64)
+    rmax = np.empty(n_runs, dtype=np.float32)
+    parent = np.empty(n_runs, dtype=np.int64)
+    comp_local = np.empty(n_runs, dtype=np.int64)
+    n_comp = np.zeros(nz, dtype=np.int64)
+    d = 1 if conn8 else 0
+    for z in range(nz):
+        _fill_slice(vol, lab, has_labels, thr, row_start, d, z, x0, x1, rlab, rsum, rmax,
+                    parent, comp_local, n_comp)
+    return x0, x1, rlab, rsum, rmax, comp_local, n_comp
+
+
+@numba.njit(**JIT)
+def _stats_slice(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start, z,
+                 count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp):
+    for c in range(comp_start[z], comp_start[z + 1]):
+        slice_index[c] = z
+    base = z * ny
+    for y in range(ny):
+        for r in range(row_start[base + y], row_start[base + y + 1]):
+            c = comp_start[z] + comp_local[r]
+            run_comp[r] = c
+            m = x1[r] - x0[r]
+            count[c] += m
+            hu_sum[c] += rsum[r]
+            if rmax[r] > peak[c]:
+                peak[c] = rmax[r]
+            sum_y[c] += y * m
+            sum_x[c] += 0.5 * (x0[r] + x1[r] - 1) * m
+            label[c] = rlab[r]
+
+
 @numba.njit(**PARALLEL_JIT)
-def _component_stats(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start):
+def _component_stats_parallel(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start):
     nz = comp_start.size - 1
     n = comp_start[-1]
     count = np.zeros(n, dtype=np.int64)
@@ -171,21 +237,26 @@ def _component_stats(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_s
     slice_index = np.empty(n, dtype=np.int64)
     run_comp = np.empty(x0.size, dtype=np.int64)
     for z in numba.prange(nz):
-        for c in range(comp_start[z], comp_start[z + 1]):
-            slice_index[c] = z
-        base = z * ny
-        for y in range(ny):
-            for r in range(row_start[base + y], row_start[base + y + 1]):
-                c = comp_start[z] + comp_local[r]
-                run_comp[r] = c
-                m = x1[r] - x0[r]
-                count[c] += m
-                hu_sum[c] += rsum[r]
-                if rmax[r] > peak[c]:
-                    peak[c] = rmax[r]
-                sum_y[c] += y * m
-                sum_x[c] += 0.5 * (x0[r] + x1[r] - 1) * m
-                label[c] = rlab[r]
+        _stats_slice(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start, z,
+                     count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp)
+    return count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp
+
+
+@numba.njit(**JIT)
+def _component_stats_serial(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start):
+    nz = comp_start.size - 1
+    n = comp_start[-1]
+    count = np.zeros(n, dtype=np.int64)
+    hu_sum = np.zeros(n, dtype=np.float64)
+    peak = np.full(n, -np.inf, dtype=np.float64)
+    sum_y = np.zeros(n, dtype=np.float64)
+    sum_x = np.zeros(n, dtype=np.float64)
+    label = np.zeros(n, dtype=np.int32)
+    slice_index = np.empty(n, dtype=np.int64)
+    run_comp = np.empty(x0.size, dtype=np.int64)
+    for z in range(nz):
+        _stats_slice(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start, z,
+                     count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp)
     return count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp
 
 
