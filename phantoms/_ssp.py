@@ -15,11 +15,11 @@ kind 0, trapezoid
     conserved exactly.
 kind 1, gaussian
     sigma = T / (2 sqrt(2 ln 2)). Sampled at a contiguous increment (= FWHM) the
-    summed weight of a point ripples with its z position: measured max/min of
-    ``sum_k w_k`` over a sub-slice sweep is 1.0568 (about +-2.8% around the
-    mean, 5.7% peak to peak); see ``docs/simulator.md`` and
-    ``tests/test_phantoms_render.py``. Mass is then conserved only on average
-    over positions.
+    summed weight ``T sum_k w_k`` of a thin object ripples with its z position
+    between 0.9431 (object half-way between slice centres) and 1.0569 (object
+    at a slice centre): +-5.7% (measured, ``tests/test_phantoms_render.py``).
+    Mass is then conserved only on average over positions; objects much
+    thicker than the increment average the ripple out.
 kind 2, box
     A rectangle of width T; used for the truth fraction maps (exact voxel
     occupancy when T = increment).

@@ -127,7 +127,7 @@ class Rod:
     Examples
     --------
     >>> round(Rod((0, 50), 5.0, density_mg_cm3=200).hu_at(120), 1)
-    254.1
+    251.8
     """
 
     centre_yx_mm: tuple

@@ -7,17 +7,21 @@ the simulator that turns a density into HU goes through :func:`hu_per_mg_cm3`.
 How the table was built (both sources are measured values, not a model):
 
 * **120 kVp anchor.** The reference data of the QRM cardiac calcification insert
-  scanned on four vendors' scanners (``reference/qrm_cci_clinical_scores.csv``,
-  column ``c_ha``, 459 rows at 120 kVp) give calibration factors
-  c_HA = 0.656-0.929 mg cm^-3 HU^-1 with mean 0.787 (per scanner: Canon 0.720,
-  Siemens 0.766, Philips 0.790, GE 0.896). k(120) = 1 / 0.787 = 1.271 HU per
-  mg/cm3, so a 200 mg HA/cm3 rod reads 254 HU above water (DESIGN.md: 220-280).
+  scanned on four vendors' scanners (``pvcalc/data/qrm_cci_clinical_scores.csv``,
+  column ``c_ha``) give per-scanner mean calibration factors at 120 kVp of
+  Canon 0.720, Siemens 0.771, Philips 0.790 and GE 0.896 mg cm^-3 HU^-1; their
+  unweighted mean is 0.7942, so k(120) = 1 / 0.7942 = 1.259 HU per mg/cm3 and
+  a 200 mg HA/cm3 rod reads 252 HU above water (DESIGN.md: 220-280).
 * **kVp dependence.** Grani et al. (2018) derived kVp-specific Agatston
   thresholds that keep the same calcium content at 70-135 kVp: 207, 177, 145,
   130 and 119 HU at 70, 80, 100, 120 and 135 kVp. Their ratios to the 120 kVp
   value (130 HU) are the relative HU per unit HA density at each voltage, which
   scale the 120 kVp anchor. 140 kVp is a linear extrapolation of the 120-135 kVp
   step (ratio 0.887); intermediate voltages are linearly interpolated.
+  Check against the same reference file: the Siemens scans at 100 kVp give
+  c_HA = 0.656, a 100/120 kVp ratio of 1.176 where the table has 1.115 (5%
+  lower); the kVp dependence varies between scanners (beam filtration), and
+  the table represents an average scanner.
 
 References
 ----------
@@ -35,9 +39,9 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Mean calibration factor c_HA (mg HA cm^-3 per HU) at 120 kVp over the four
-#: scanners of the reference QRM CCI data set.
-C_HA_120_KVP = 0.787
+#: Mean calibration factor c_HA (mg HA cm^-3 per HU) at 120 kVp: unweighted mean
+#: of the four scanners' means in the reference QRM CCI data set.
+C_HA_120_KVP = 0.7942
 
 #: Grani et al. 2018 kVp-specific thresholds (HU) that represent the same calcium
 #: content as 130 HU at 120 kVp; 140 kVp extrapolated from the 120-135 step.
@@ -100,7 +104,7 @@ def hu_per_mg_cm3(kvp):
     Examples
     --------
     >>> round(float(hu_per_mg_cm3(120)), 3)
-    1.271
+    1.259
     >>> bool(hu_per_mg_cm3(80) > hu_per_mg_cm3(120))
     True
     """
@@ -129,9 +133,9 @@ def density_to_hu(density_mg_cm3, kvp, *, matrix_hu=0.0):
     Examples
     --------
     >>> round(density_to_hu(200.0, 120.0), 1)
-    254.1
+    251.8
     >>> round(density_to_hu(200.0, 120.0, matrix_hu=40.0), 1)
-    294.1
+    291.8
     """
     try:
         rho = np.asarray(density_mg_cm3, dtype=float)
