@@ -142,7 +142,7 @@ def _factorize_few(col: pd.Series, max_labels: int = 32):
     """
     dtype = col.dtype
     if isinstance(dtype, pd.CategoricalDtype) or not (
-            dtype == object or pd.api.types.is_string_dtype(dtype)):
+            pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
         codes, uniq = pd.factorize(col, sort=False)
         return codes, list(uniq)
     arr = col.to_numpy(dtype=object)
