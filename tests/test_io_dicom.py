@@ -392,6 +392,26 @@ def test_undecodable_compressed_pixel_data_is_an_error(series):
         read_scan(series)
 
 
+def test_truncated_pixel_data_is_an_error(series):
+    path = _files(series)[4]
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:-50])
+    with pytest.raises(ScanFileError, match=r"pixel data of slice_00005\.dcm cannot be decoded "
+                                            r"\(transfer syntax Explicit VR Little Endian.*"
+                                            r"the file is damaged or truncated"):
+        read_scan(series)
+
+
+def test_truncated_header_is_an_error_not_a_silently_missing_slice(series):
+    path = _files(series)[4]  # the last slice: dropping it would leave no gap
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:400])
+    with pytest.raises(ScanFileError, match=r"1 DICOM file\(s\) cannot be parsed, e\.g\. "
+                                            r"slice_00005\.dcm: a CT Image Storage file without "
+                                            r"Rows/Columns"):
+        read_scan(series)
+
+
 def test_multiframe_is_an_error(series):
     _edit(_files(series)[0], NumberOfFrames=5)
     with pytest.raises(ScanFileError, match=r"multi-frame \(enhanced\) image with 5 frames"):

@@ -60,19 +60,30 @@ def _read_headers(path):
     if not files:
         raise ScanFileError(path, "the folder is empty (no files in it or its subfolders)",
                             "point to a folder that holds a DICOM series")
-    images, non_dicom, non_image = [], [], []
+    images, non_dicom, non_image, damaged = [], [], [], []
     for f in files:
         try:
             # large values (the pixel data) are read from the file only when used
             ds = pydicom.dcmread(f, defer_size=4096)
-        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError,
-                AttributeError, KeyError, IndexError, NotImplementedError):
+        except InvalidDicomError:  # no preamble + 'DICM': not a DICOM file
             non_dicom.append(f)
             continue
+        except Exception as exc:  # noqa: BLE001 - a DICOM file pydicom cannot parse
+            damaged.append((f, " ".join(str(exc).split())))
+            continue
+        sop_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
         if "Rows" in ds and "Columns" in ds:
             images.append((f, ds))
+        elif "Image Storage" in str(getattr(sop_class, "name", "")):
+            damaged.append((f, f"a {sop_class.name} file without Rows/Columns (truncated?)"))
         else:
             non_image.append(f)
+    if damaged:
+        f, why = damaged[0]
+        raise ScanFileError(
+            path, f"{len(damaged)} DICOM file(s) cannot be parsed, e.g. {_short(f, path)}: {why}",
+            "remove or re-export the damaged file(s); a missing slice would make the volume "
+            "wrong")
     if not images:
         if non_image:
             names = ", ".join(_short(f, path) for f in non_image[:3])
@@ -260,12 +271,13 @@ def _decode(path, root, f, ds, rows, cols):
         arr = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom raises several kinds
         name = getattr(ts, "name", None) or str(ts)
+        fix = ("install a decoder (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg, "
+               "or python-gdcm) or decompress the files first (e.g. gdcmconv --raw, dcmdjpeg)"
+               if getattr(ts, "is_compressed", False) else
+               "the file is damaged or truncated; re-export the series")
         raise ScanFileError(
             path, f"pixel data of {_short(f, root)} cannot be decoded (transfer syntax "
-            f"{name}, {ts}): {' '.join(str(exc).split())}",
-            "install a decoder (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg, "
-            "or python-gdcm) or decompress the files first (e.g. gdcmconv --raw, "
-            "dcmdjpeg)") from exc
+            f"{name}, {ts}): {' '.join(str(exc).split())}", fix) from exc
     if arr.shape != (rows, cols):
         raise ScanFileError(
             path, f"pixel data of {_short(f, root)} has shape {arr.shape}, but Rows x Columns "
@@ -338,7 +350,7 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
     # in-plane: array axes are (row index -> along col cosines, column index -> along row)
     spacing = {ax_c: ps_row, ax_r: ps_col}
     sign = {ax_c: sg_c, ax_r: sg_r}
-    if ax_r == 1:  # rows run along patient x: transpose so axes are (y, x)
+    if ax_r == 1:  # column index runs along patient y: transpose so axes are (y, x)
         vol = vol.transpose(0, 2, 1)
     origin_yx = []
     for a, axis in ((1, 1), (0, 2)):  # patient y -> array axis 1, x -> axis 2
