@@ -103,3 +103,14 @@ def test_option_values():
         stats.icc([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="all values are identical"):
         stats.icc(np.ones((4, 2)))
+
+
+def test_categorical_ratings_problems():
+    with pytest.raises(ValueError, match="a contains 1 missing rating"):
+        stats.kappa([0, None, 1], [0, 1, 1])
+    df = pd.DataFrame({"p": [1, 1, 1, 2, 2], "scan": ["a", "b", "b", "a", "b"],
+                       "risk": ["0", "1-10", "0", "0", "0"]})
+    with pytest.raises(ValueError, match="subject 1 has several rows for scan='b'"):
+        stats.reclassification(df, subject="p", rater="scan", value="risk")
+    with pytest.raises(ValueError, match="lack|incomplete"):
+        stats.kappa(df.iloc[[0, 1, 3]], subject="p", rater="scan", value="risk")

@@ -90,8 +90,10 @@ def test_ci_contains_estimate_and_levels_nest():
     assert (r95["ci_low"] <= r80["ci_low"]).all() and (r80["ci_high"] <= r95["ci_high"]).all()
 
 
-def test_identical_ratings_give_one():
-    y = np.repeat(np.array([[1.0], [4.0], [2.5], [7.0]]), 3, axis=1)
+@given(arrays(np.float64, st.integers(2, 20), elements=st.floats(0, 1e4, width=32),
+              unique=True), st.integers(2, 5))
+def test_identical_ratings_give_one(subjects, k):
+    y = np.repeat(subjects[:, None], k, axis=1)
     r = icc(y)
     np.testing.assert_allclose(r["icc"], 1.0)
     np.testing.assert_allclose(r["ci_low"], 1.0)

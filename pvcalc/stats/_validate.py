@@ -249,6 +249,11 @@ def _pairs(data, b, *, subject, rater, value, groupby, raters, func,
                     f"{a_arr.shape} and {b_arr.shape}; pass paired ratings.")
             if a_arr.size < 2:
                 raise ValueError(f"{func}: at least 2 subjects are needed, got {a_arr.size}.")
+            for name, arr in (("a", a_arr), ("b", b_arr)):
+                if pd.isna(arr).any():
+                    raise ValueError(
+                        f"{func}: {name} contains {int(pd.isna(arr).sum())} missing "
+                        "rating(s); every subject needs a category from both raters.")
             return [({}, a_arr, b_arr, np.arange(a_arr.size), pd.Index(["a", "b"]))]
         a_arr, b_arr = _two_arrays(data, b, func=func, **value_kw)
         return [({}, a_arr, b_arr, np.arange(a_arr.size), pd.Index(["a", "b"]))]
@@ -269,6 +274,14 @@ def _pairs(data, b, *, subject, rater, value, groupby, raters, func,
                 raise ValueError(_two_raters_msg(func, rater, labels, key))
             pair = tuple(sorted(labels, key=str)) if raters is None else tuple(raters)
             sub = sub[sub[rater].isin(pair)]
+            dup = sub.duplicated([subject, rater])
+            if dup.any():
+                first = sub.loc[dup].iloc[0]
+                raise ValueError(
+                    f"{func}: subject {_lab(first[subject])!r} has several rows for "
+                    f"{rater}={_lab(first[rater])!r}; each (subject, rater) pair must appear "
+                    "at most once. Aggregate duplicates or add the distinguishing column "
+                    "to groupby.")
             wide = sub.pivot(index=subject, columns=rater, values=value)
             if wide.shape[1] != 2 or wide.isna().to_numpy().any():
                 raise ValueError(
