@@ -277,7 +277,11 @@ def _by_label(lesions, lab, label_names, has_iso, has_mass):
         ids = np.array([0])
         names = ["all"]
     else:
-        present = np.unique(lab)
+        top = int(lab.max()) if lab.size else 0
+        if top < (1 << 20):  # one pass instead of sorting the volume
+            present = np.flatnonzero(_k._labels_present(lab, top))
+        else:
+            present = np.unique(lab)
         ids = np.union1d(present[present > 0], np.array(sorted(label_names), dtype=np.int64))
         names = [label_names.get(int(i), "") for i in ids]
     pos = np.searchsorted(ids, lesions["label"].to_numpy())

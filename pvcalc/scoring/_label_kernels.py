@@ -39,16 +39,13 @@ def _count_slice(vol, lab, has_labels, thr, z, counts):
     for y in range(ny):
         row = vol[z, y]
         if has_labels:
+            # a run starts at a labelled calcium voxel whose left neighbour is not
+            # calcium, not labelled, or has another label (branch-free)
             lrow = lab[z, y]
-            prev = False
-            prevl = 0
-            c = 0
-            for x in range(nx):
-                a = row[x] >= thr and lrow[x] > 0
-                if a and (not prev or lrow[x] != prevl):
-                    c += 1
-                prev = a
-                prevl = lrow[x]
+            c = np.int32(row[0] >= thr) & np.int32(lrow[0] > 0)
+            for x in range(1, nx):
+                c += (np.int32(row[x] >= thr) & np.int32(lrow[x] > 0)) & (
+                    np.int32(row[x - 1] < thr) | np.int32(lrow[x - 1] != lrow[x]))
             counts[z, y] = c
         else:
             # branch-free so that it vectorises: a run starts where a calcium
@@ -353,3 +350,13 @@ def _isotropic_counts(vol, comp_map, row_counts, thr, strict, m, n_comp):
                 owner = near if near >= 0 else far
                 out[owner] += 1
     return out
+
+
+@numba.njit(**JIT)
+def _labels_present(lab, top):
+    """Boolean table: which label values 0..top occur in ``lab`` (one pass, no sort)."""
+    seen = np.zeros(top + 1, dtype=np.bool_)
+    flat = lab.ravel()
+    for i in range(flat.size):
+        seen[flat[i]] = True
+    return seen

@@ -124,6 +124,7 @@ class ScoringPreset:
             if value not in allowed:
                 raise ValueError(
                     f"{field} must be one of {list(allowed)}, got {value!r}")
+        object.__setattr__(self, "connectivity", int(self.connectivity))
         for field in ("threshold_inclusive", "weight_cutoffs_inclusive",
                       "slice_normalisation"):
             if not isinstance(getattr(self, field), (bool, np.bool_)):
