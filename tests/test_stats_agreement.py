@@ -204,3 +204,17 @@ def test_mesa_rejects_negative_scores_and_bmi():
         mesa_repeatability_limit(10.0, 0.0)
     with pytest.raises(ValueError, match="score_type must be"):
         mesa_repeatability_limit(10.0, 20.0, score_type="mass")
+
+
+@pytest.mark.parametrize("n, k_published", [(10, 2.911), (20, 2.396)])
+def test_exact_loa_bound_equals_published_one_sided_tolerance_factor(n, k_published):
+    # With alpha = 0.10 the limit is mean + 1.645 SD (95 % content) and the
+    # upper 95 % confidence bound of it is mean + k SD with k the exact
+    # one-sided normal tolerance factor (95 % content, 95 % confidence),
+    # tabulated e.g. in Odeh & Owen (1980) and ISO 16269-6: 2.911 (n = 10),
+    # 2.396 (n = 20).
+    a = np.linspace(-1.0, 1.0, n)
+    a = (a - a.mean()) / a.std(ddof=1)  # mean 0, SD 1 exactly
+    r = bland_altman(a, np.zeros(n), alpha=0.10, loa_ci="exact").iloc[0]
+    assert r["loa_high_ci_high"] == pytest.approx(k_published, abs=5e-4)
+    assert r["loa_low_ci_low"] == pytest.approx(-k_published, abs=5e-4)
