@@ -55,17 +55,19 @@ def _motion_row(motion):
     return row
 
 
-def build_truth(lesions, delta_hu, tissue_hu, fractions, voxel_mm3, attrs):
+def build_truth(lesions, nominal, delta_hu, tissue_hu, fractions, voxel_mm3, attrs):
     """Truth Dataset indexed by ``lesion``.
 
-    ``lesions``: the lesions as scanned (after repositioning); ``fractions``:
-    per lesion ``(array (Kf, Jf, If), z, y, x)`` or None.
+    ``lesions``: the lesions as scanned (after repositioning), which give the
+    positions; ``nominal``: the phantom's lesions, which give volume and mass
+    (so numeric volumes do not change with the pose); ``fractions``: per
+    lesion ``(array (Kf, Jf, If), z, y, x)`` or None.
     """
     rows = []
-    for i, les in enumerate(lesions):
+    for i, (les, nom) in enumerate(zip(lesions, nominal)):
         c = les.shape.centre
-        row = dict(name=les.name or f"lesion_{i}", volume_mm3=les.volume_mm3,
-                   mass_mg=les.mass_mg, density_mg_cm3=les.density_mg_cm3,
+        row = dict(name=les.name or f"lesion_{i}", volume_mm3=nom.volume_mm3,
+                   mass_mg=nom.mass_mg, density_mg_cm3=les.density_mg_cm3,
                    delta_hu=delta_hu[i], hu=tissue_hu[i] + delta_hu[i],
                    background_hu=tissue_hu[i],
                    centre_z_mm=c[0], centre_y_mm=c[1], centre_x_mm=c[2])
@@ -86,7 +88,9 @@ def build_truth(lesions, delta_hu, tissue_hu, fractions, voxel_mm3, attrs):
     coords = {"lesion": np.arange(len(rows))}
     if fractions is not None:
         desc = ("time-averaged voxel occupancy of the lesion (box slice profile of width = "
-                "increment); sum x voxel volume = volume_mm3 when the lesion is inside the grid")
+                "increment); sum x voxel volume = volume_mm3 when the lesion is inside the grid "
+                "and, in non-gated helical scans, does not move along z (slices acquired at "
+                "different times may then see it twice or miss part of it)")
         for i, (f, z, y, x) in enumerate(fractions):
             data[f"fraction_{i}"] = ((f"z_{i}", f"y_{i}", f"x_{i}"), f.astype(np.float32),
                                      dict(units="1", description=desc))

@@ -251,7 +251,7 @@ class _Scene:
         dhu = [self.k_hu * l.density_mg_cm3 for l in self.lesions]
         fr = [self.fraction_map(i) for i in range(len(self.lesions))] if fraction_maps else None
         vox = self.pixel * self.pixel * self.protocol.increment_mm
-        return build_truth(self.lesions, dhu, tissue, fr, vox, attrs)
+        return build_truth(self.lesions, self.phantom.lesions, dhu, tissue, fr, vox, attrs)
 
 
 def _make_scan(values, z, y, x, attrs):
