@@ -153,3 +153,19 @@ def test_non_integer_file_is_a_scan_file_error(tmp_path, scan):
 def test_missing_label_file(tmp_path, scan):
     with pytest.raises(FileNotFoundError, match=r"nope\.nii\.gz: no such file or folder"):
         read_labels(tmp_path / "nope.nii.gz", like=scan)
+
+
+def test_label_names_round_trip_through_the_nifti_sidecar(tmp_path):
+    import pvcalc
+
+    scan = pvcalc.make_scan(np.zeros((2, 4, 4)), (3.0, 0.5, 0.5))
+    image = scan.copy(data=np.zeros((2, 4, 4), np.float32))
+    image[0, 1, 1] = 1
+    image[1, 2, 2] = 7
+    image.attrs["label_names"] = {"1": "large_hd", "7": "small_ld"}
+    pvcalc.write_scan(image, tmp_path / "labels.nii.gz")
+    labels = pvcalc.read_labels(tmp_path / "labels.nii.gz", like=scan)
+    assert labels.attrs["label_names"] == {1: "large_hd", 7: "small_ld"}
+    # names given by the caller win over the sidecar
+    named = pvcalc.read_labels(tmp_path / "labels.nii.gz", like=scan, names={1: "a", 7: "b"})
+    assert named.attrs["label_names"] == {1: "a", 7: "b"}

@@ -31,7 +31,9 @@ def read_labels(path_or_array, *, like, names=None):
     like : xarray.DataArray
         The scan whose grid the labels must match (shape and coordinates).
     names : dict of int to str, optional
-        Label names, stored in ``attrs["label_names"]``. Default
+        Label names, stored in ``attrs["label_names"]``. Default: the
+        names in the file's pvcalc JSON sidecar if it has ``label_names``
+        (as written by ``pvcalc simulate``), else
         :data:`CORONARY_LABEL_NAMES` (1 LM, 2 LAD, 3 LCX, 4 RCA); labels
         present in the image without a name are called ``label_<k>``.
 
@@ -62,11 +64,13 @@ def read_labels(path_or_array, *, like, names=None):
     ('int32', 'LAD')
     """
     validate_scan(like, name="like")
-    label_names = _check_names(names)
     source = None
     if isinstance(path_or_array, (str, os.PathLike)):
         source = check_exists(path_or_array)
-        values, coords = _read_file(source)
+        values, coords, file_attrs = _read_file(source)
+        if names is None and isinstance(file_attrs.get("label_names"), dict):
+            # names written by pvcalc (e.g. `pvcalc simulate`) in the file's sidecar
+            names = {int(k): str(v) for k, v in file_attrs["label_names"].items()}
         err = lambda problem, fix: ScanFileError(source, problem, fix)  # noqa: E731
     elif isinstance(path_or_array, xr.DataArray):
         da = path_or_array
@@ -81,6 +85,7 @@ def read_labels(path_or_array, *, like, names=None):
         values = np.asarray(path_or_array)
         coords = [None, None, None]
         err = lambda problem, fix: ValueError(f"labels: {problem}; {fix}")  # noqa: E731
+    label_names = _check_names(names)
     values = _check_values(values, err)
     _check_grid(values.shape, coords, like, err)
     present = [int(v) for v in np.unique(values) if v > 0]
@@ -117,12 +122,12 @@ def _read_file(path):
         except (OSError, ValueError) as exc:
             raise ScanFileError(path, f"cannot be read as a numpy .npy array ({exc})",
                                 "save the labels with numpy.save") from exc
-        return values, [None, None, None]
+        return values, [None, None, None], {}
     from pvcalc.io._api import read_volume
 
-    values, origin, spacing, _ = read_volume(path, require_rescale=False)
+    values, origin, spacing, attrs = read_volume(path, require_rescale=False)
     coords = [origin[k] + spacing[k] * np.arange(values.shape[k]) for k in range(3)]
-    return values, coords
+    return values, coords, attrs
 
 
 def _check_values(values, err):
