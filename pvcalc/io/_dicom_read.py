@@ -109,11 +109,19 @@ def _text(ds, key):
     return str(v).strip() or None
 
 
+#: At most this many series are listed in an error; the rest are counted.
+_MAX_SERIES_LISTED = 8
+
+
 def _series_table(groups):
     parts = []
-    for uid, items in groups.items():
+    # the largest series first: the likely candidates for a volume
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    for uid, items in ordered[:_MAX_SERIES_LISTED]:
         desc = _text(items[0][1], "SeriesDescription") or "no description"
         parts.append(f"{uid or '<no SeriesInstanceUID>'} ('{desc}', {len(items)} slices)")
+    if len(ordered) > _MAX_SERIES_LISTED:
+        parts.append(f"and {len(ordered) - _MAX_SERIES_LISTED} more")
     return "; ".join(parts)
 
 
