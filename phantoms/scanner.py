@@ -348,11 +348,13 @@ PROTOCOLS: dict[str, Protocol] = {
         gated=True, gating_phase=0.4, heart_rate_bpm=60.0, rotation_time_s=0.28,
         pitch=1.0, collimation_mm=40.0),
     # Non-gated low-dose chest CT (lung-screening style): larger FOV, thin
-    # overlapping slices, sharper kernel, more noise, helical pitch 1, 0.5 s
-    # rotation (~250 ms half-scan window at a random cardiac phase).
+    # 50%-overlapping slices (an increment of T/2 keeps the summed slice weight
+    # flat; 1.25 / 1.0 mm would ripple 0.80-1.12, see docs/scanner.md), sharper
+    # kernel, more noise, helical pitch 1, 0.5 s rotation (~250 ms half-scan
+    # window at a random cardiac phase).
     "low_dose_chest": Protocol(
         name="low_dose_chest", kvp=120.0, pixel_mm=0.68, matrix=512,
-        slice_thickness_mm=1.25, increment_mm=1.0, slice_profile="trapezoid",
+        slice_thickness_mm=1.25, increment_mm=0.625, slice_profile="trapezoid",
         psf_fwhm_mm=0.8, kernel="sharp", noise_sd_hu=40.0, temporal_resolution_ms=250.0,
         gated=False, gating_phase=0.0, heart_rate_bpm=70.0, rotation_time_s=0.5,
         pitch=1.0, collimation_mm=40.0),
