@@ -340,12 +340,14 @@ def noise_sd_from_mas(mas, *, slice_thickness_mm=3.0, effective_diameter_mm=None
 PROTOCOLS: dict[str, Protocol] = {
     # ECG-triggered calcium-scoring CT: 120 kVp, 3 mm contiguous, soft kernel
     # (MTF50 0.34 /mm, inside the 0.28-0.42 measured on QRM), ~20 HU noise,
-    # half-rotation temporal resolution of a 0.28 s gantry (~150 ms).
+    # half-rotation temporal resolution of a 0.28 s gantry (~150 ms), triggered
+    # at 75% R-R: the 150 ms window (0.675-0.825 R-R at 60 bpm) lies in the
+    # mid-diastolic rest of phantoms.motion.CardiacMotion (0.65-0.85).
     "calcium_scoring": Protocol(
         name="calcium_scoring", kvp=120.0, pixel_mm=0.49, matrix=512,
         slice_thickness_mm=3.0, increment_mm=3.0, slice_profile="trapezoid",
         psf_fwhm_mm=1.3, kernel="soft", noise_sd_hu=20.0, temporal_resolution_ms=150.0,
-        gated=True, gating_phase=0.4, heart_rate_bpm=60.0, rotation_time_s=0.28,
+        gated=True, gating_phase=0.75, heart_rate_bpm=60.0, rotation_time_s=0.28,
         pitch=1.0, collimation_mm=40.0),
     # Non-gated low-dose chest CT (lung-screening style): larger FOV, thin
     # 50%-overlapping slices (an increment of T/2 keeps the summed slice weight
@@ -364,7 +366,7 @@ PROTOCOLS: dict[str, Protocol] = {
         name="thin_slice_cscT", kvp=120.0, pixel_mm=0.49, matrix=512,
         slice_thickness_mm=1.0, increment_mm=0.5, slice_profile="trapezoid",
         psf_fwhm_mm=1.3, kernel="soft", noise_sd_hu=26.0, temporal_resolution_ms=150.0,
-        gated=True, gating_phase=0.4, heart_rate_bpm=60.0, rotation_time_s=0.28,
+        gated=True, gating_phase=0.75, heart_rate_bpm=60.0, rotation_time_s=0.28,
         pitch=1.0, collimation_mm=40.0),
 }
 
