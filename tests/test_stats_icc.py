@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from pvcalc.stats import icc
@@ -92,6 +92,7 @@ def test_ci_contains_estimate_and_levels_nest():
 
 @given(arrays(np.float64, st.integers(2, 20), elements=st.floats(0, 1e4, width=32),
               unique=True), st.integers(2, 5))
+@example(subjects=np.array([8486.0, 1e-5]), k=5)  # rounding left mse ~ 1e-13, not 0
 def test_identical_ratings_give_one(subjects, k):
     y = np.repeat(subjects[:, None], k, axis=1)
     r = icc(y)

@@ -72,7 +72,10 @@ def _icc_anova_table(y: np.ndarray, alpha: float) -> pd.DataFrame:
         ci3k = (1 - 1 / f3_low, 1 - 1 / f3_up)
     # Absolute agreement, random raters (case 2): Satterthwaite approximate
     # degrees of freedom v (S&F eq. 10-11; McGraw & Wong 1996 Table 7, case 2A).
-    if mse == 0.0 and msc == 0.0:
+    # Perfect agreement: both error mean squares vanish (up to rounding of the
+    # sums of squares, relative to the between-subject mean square); the
+    # Satterthwaite df is then 0/0 and the interval is the point 1.
+    if mse <= 1e-12 * msr and msc <= 1e-12 * msr:
         ci2 = (1.0, 1.0)
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
