@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import pvcalc
-from pvcalc.scoring import PRESETS
 
 
 def one_lesion(peak, *, body=150.0, shape=(1, 8, 8), spacing=(3.0, 0.5, 0.5), kvp=120.0):

@@ -47,7 +47,8 @@ def compare(vals, spacing, labels, kvp, preset, *, thickness=None, c_ha=None):
     assert all(len(v) == 1 for v in pairs.values())
     assert len({next(iter(v)) for v in pairs.values()}) == len(pairs)
     assert np.isclose(res.total.agatston, sum(r["agatston"] for r in ref), rtol=1e-9, atol=1e-12)
-    assert np.isclose(res.total.volume_mm3, sum(r["volume_mm3"] for r in ref), rtol=1e-9, atol=1e-12)
+    assert np.isclose(res.total.volume_mm3, sum(r["volume_mm3"] for r in ref),
+                      rtol=1e-9, atol=1e-12)
     return res
 
 

@@ -371,8 +371,8 @@ def _resample_3mm(vol, lab, zc, dz):
     edges = e0 + dz * np.arange(nz + 1)
     lo = e0 + AGATSTON_SLICE_MM * np.arange(n_new)
     hi = np.minimum(lo + AGATSTON_SLICE_MM, e0 + length)
-    ov = np.clip(np.minimum(hi[:, None], edges[None, 1:]) - np.maximum(lo[:, None], edges[None, :-1]),
-                 0.0, None)
+    ov = np.minimum(hi[:, None], edges[None, 1:]) - np.maximum(lo[:, None], edges[None, :-1])
+    ov = np.clip(ov, 0.0, None)
     new = np.empty((n_new, ny, nx), dtype=np.float32)
     for k in range(n_new):  # float64 sum over the few overlapping slices, then / covered length
         acc = np.zeros((ny, nx), dtype=np.float64)

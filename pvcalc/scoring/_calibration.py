@@ -136,7 +136,8 @@ class Calibration:
         rho = float(ha_density_mg_cm3)
         if not np.isfinite(rho) or rho <= 0:
             raise ValueError(
-                f"ha_density_mg_cm3 must be a positive density in mg/cm3, got {ha_density_mg_cm3!r}")
+                "ha_density_mg_cm3 must be a positive density in mg/cm3, "
+                f"got {ha_density_mg_cm3!r}")
         values = np.asarray(scan.values, dtype=np.float64)
         hu_w = float(values[water].mean())
         hu_ha = float(values[ha].mean())
@@ -147,7 +148,8 @@ class Calibration:
         if isinstance(mass_reference, str):
             if mass_reference not in ("zero", "water"):
                 raise ValueError(
-                    f"mass_reference must be 'zero', 'water' or a number of HU, got {mass_reference!r}")
+                    "mass_reference must be 'zero', 'water' or a number of HU, "
+                    f"got {mass_reference!r}")
             ref = 0.0 if mass_reference == "zero" else hu_w
         else:
             ref = float(mass_reference)
