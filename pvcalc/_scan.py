@@ -74,6 +74,9 @@ def make_scan(array, spacing_mm, *, origin_mm=None, kvp=120.0,
         raise ValueError(f"kvp must be a positive tube voltage in kV, got {kvp!r}")
     coords = {d: origin[i] + spacing[i] * np.arange(arr.shape[i], dtype=np.float64)
               for i, d in enumerate(DIMS)}
+    # an axis with one voxel has no spacing in its coordinate: keep it as an attribute
+    attrs = {**{f"spacing_{d}_mm": spacing[i] for i, d in enumerate(DIMS) if arr.shape[i] == 1},
+             **attrs}
     scan = xr.DataArray(
         np.ascontiguousarray(arr, dtype=np.float32), dims=DIMS, coords=coords,
         attrs={"units": "HU", "kvp": kvp, "slice_thickness_mm": thickness, **attrs})

@@ -110,3 +110,8 @@ def test_validator_requires_coordinates():
 def test_public_names_are_exported():
     for name in ("make_scan", "validate_scan", "scan_spacing_mm"):
         assert callable(getattr(pvcalc, name))
+
+
+def test_single_voxel_axes_keep_their_spacing():
+    scan = make_scan(np.zeros((1, 1, 3)), (2.0, 0.6, 0.5))
+    assert scan_spacing_mm(scan) == pytest.approx((2.0, 0.6, 0.5))
