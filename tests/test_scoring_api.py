@@ -242,3 +242,21 @@ def test_no_warning_on_a_plain_call():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         pvcalc.score(lesion_scan())
+
+
+def test_lesions_3d_view():
+    a = np.zeros((3, 10, 10), dtype=np.float32)
+    a[0:2, 2:4, 2:4] = 250.0     # one 3D lesion over slices 0-1
+    a[1, 2, 4] = 500.0           # touching it in slice 1
+    a[2, 7:9, 7:9] = 150.0       # a separate lesion in slice 2
+    res = pvcalc.score(pvcalc.make_scan(a, (3.0, 0.5, 0.5)), calibration=Calibration(0.8))
+    l3 = res.lesions_3d
+    assert l3["n_slices"].tolist() == [2, 1]
+    assert l3["n_voxels"].tolist() == [9, 4]
+    assert l3["peak_hu"].tolist() == [500.0, 150.0]
+    assert l3["agatston"].sum() == pytest.approx(res.total.agatston)
+    assert l3["mass_mg"].sum() == pytest.approx(res.total.mass_mg)
+    assert len(l3) == res.total.n_lesions_3d
+    assert l3.loc[0, "centroid_z_mm"] == pytest.approx((4 * 0.0 + 5 * 3.0) / 9)
+    empty = pvcalc.score(pvcalc.make_scan(np.zeros((2, 4, 4)), (3.0, 0.5, 0.5))).lesions_3d
+    assert len(empty) == 0 and "agatston" in empty.columns

@@ -88,6 +88,8 @@ class ScoreResult:
         Columns are described in docs/scoring.md.
     by_label : pandas.DataFrame
         One row per label (one row with label 0 when no labels were given).
+    lesions_3d : pandas.DataFrame
+        One row per 3D lesion (property; ``lesions`` grouped by ``lesion_3d``).
     total : ScoreTotal
         Whole-scan totals and risk category.
     preset : ScoringPreset
@@ -112,6 +114,40 @@ class ScoreResult:
         self.slice_factor = slice_factor
         self.spacing_mm = spacing_mm
         self.calibration = calibration
+
+    @property
+    def lesions_3d(self) -> pd.DataFrame:
+        """One row per 3D lesion: the rows of ``lesions`` aggregated by ``lesion_3d``.
+
+        Columns: ``lesion_3d``, ``label``, ``n_slices``, ``first_slice_index``,
+        ``last_slice_index``, ``n_voxels``, ``peak_hu``, ``agatston``,
+        ``volume_mm3`` (and ``volume_iso_mm3`` / ``mass_mg`` when computed),
+        ``centroid_z_mm``/``_y_mm``/``_x_mm`` (voxel-count weighted). Only
+        scored rows contribute, so a 3D lesion's fragments that were below the
+        minimum size (2D presets) are not in its sums.
+        """
+        df = self.lesions
+        g = df.groupby("lesion_3d", sort=True)
+        out = pd.DataFrame({
+            "lesion_3d": np.asarray(list(g.groups.keys()), dtype=np.int64),
+            "label": g["label"].first().to_numpy(),
+            "n_slices": g["slice_index"].nunique().to_numpy(),
+            "first_slice_index": g["slice_index"].min().to_numpy(),
+            "last_slice_index": g["slice_index"].max().to_numpy(),
+            "n_voxels": g["n_voxels"].sum().to_numpy(),
+            "peak_hu": g["peak_hu"].max().to_numpy(),
+        }) if len(df) else pd.DataFrame({c: np.zeros(0, dtype=np.int64) for c in (
+            "lesion_3d", "label", "n_slices", "first_slice_index", "last_slice_index",
+            "n_voxels")} | {"peak_hu": np.zeros(0)})
+        for col in ("agatston", "volume_mm3", "volume_iso_mm3", "mass_mg"):
+            if col in df.columns:
+                out[col] = g[col].sum().to_numpy() if len(df) else np.zeros(0)
+        for ax in "zyx":
+            col = f"centroid_{ax}_mm"
+            w = df[col] * df["n_voxels"]
+            out[col] = (w.groupby(df["lesion_3d"]).sum().to_numpy() / out["n_voxels"].to_numpy()
+                        if len(df) else np.zeros(0))
+        return out
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict: settings, total, by_label and lesions records."""
