@@ -85,7 +85,7 @@ def build_truth(lesions, nominal, delta_hu, tissue_hu, fractions, voxel_mm3, att
                 data[key] = ("lesion", np.array(vals, dtype=object).astype(str))
             else:
                 data[key] = ("lesion", np.asarray(vals))
-    coords = {"lesion": np.arange(len(rows))}
+    patch_coords = {}
     if fractions is not None:
         desc = ("time-averaged voxel occupancy of the lesion (box slice profile of width = "
                 "increment); sum x voxel volume = volume_mm3 when the lesion is inside the grid "
@@ -94,9 +94,13 @@ def build_truth(lesions, nominal, delta_hu, tissue_hu, fractions, voxel_mm3, att
         for i, (f, z, y, x) in enumerate(fractions):
             data[f"fraction_{i}"] = ((f"z_{i}", f"y_{i}", f"x_{i}"), f.astype(np.float32),
                                      dict(units="1", description=desc))
-            coords.update({f"z_{i}": np.asarray(z), f"y_{i}": np.asarray(y),
-                           f"x_{i}": np.asarray(x)})
+            for d, v in (("z", z), ("y", y), ("x", x)):
+                patch_coords[f"{d}_{i}"] = (f"{d}_{i}", np.asarray(v))
+    # patch coordinates without pandas indexes: building hundreds of indexes costs
+    # ~10 ms per lesion in xarray; read them with .values (or set_xindex to select)
+    coords = xr.Coordinates(patch_coords, indexes={})
     ds = xr.Dataset(data, coords=coords, attrs=dict(attrs))
+    ds = ds.assign_coords(lesion=np.arange(len(rows)))
     if not math.isfinite(voxel_mm3):
         raise ValueError("voxel volume must be finite")
     return ds
