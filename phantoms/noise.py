@@ -54,6 +54,8 @@ FFT_WORKERS = 2
 #: Fields with fewer voxels than this use one thread (patches): waking a second
 #: thread costs more than the work. The bytes are the same either way.
 SERIAL_VOXELS = 1 << 16
+#: Slices per 2D inverse FFT call (bounds the FFT scratch memory to ~16 MiB at 512 x 512).
+_FFT_CHUNK_SLICES = 16
 
 
 def ssp_autocorrelation(lags_mm, thickness_mm, profile):
@@ -216,14 +218,26 @@ def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
     small = nz * ny * nx < SERIAL_VOXELS
     kernel = _shaped_half_spectrum_serial if small else _shaped_half_spectrum_parallel
     kernel(spec, hz, hxy, sd / math.sqrt(norm2), k0, k1, s0, s1, nx % 2 == 0)
-    field = scipy.fft.irfftn(spec, s=shape3, axes=(0, 1, 2), norm="forward",
-                             workers=1 if small else FFT_WORKERS, overwrite_x=True)
-    del spec
-    field = field.reshape(tuple(shape))
+    workers = 1 if small else FFT_WORKERS
     if out is None:
-        return field
-    if accumulate:
-        np.add(out, field, out=out)
+        result = np.empty(shape3, dtype=np.float32)
+        accumulate = False
     else:
-        out[...] = field
+        result = out.reshape(shape3)
+    # inverse transform along z in place, then 2D inverse real FFTs on chunks of
+    # slices written straight into the result: peak memory = the half-spectrum
+    # plus one chunk, instead of spectrum + full output + FFT scratch.
+    if nz > 1:
+        spec = scipy.fft.ifft(spec, axis=0, norm="forward", workers=workers, overwrite_x=True)
+    for z0 in range(0, nz, _FFT_CHUNK_SLICES):
+        z1 = min(nz, z0 + _FFT_CHUNK_SLICES)
+        chunk = scipy.fft.irfft2(spec[z0:z1], s=(ny, nx), axes=(1, 2), norm="forward",
+                                 workers=workers, overwrite_x=True)
+        if accumulate:
+            result[z0:z1] += chunk
+        else:
+            result[z0:z1] = chunk
+    del spec
+    if out is None:
+        return result.reshape(tuple(shape))
     return out
