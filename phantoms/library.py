@@ -123,8 +123,7 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
     References
     ----------
     van Praagh GD et al. Fully automated quantification method (FQM) of coronary
-    calcium in an anthropomorphic phantom. Med Phys 2021;48:3730-40.
-    doi:10.1002/mp.14912 (geometry read from the published FQM analysis code).
+    calcium in an anthropomorphic phantom. Med Phys 2021. doi:10.1002/mp.14912 (geometry read from the published FQM analysis code).
     McCollough CH et al. Coronary artery calcium: a multi-institutional,
     multimanufacturer international standard for quantification at cardiac CT.
     Radiology 2007;243:527-38. doi:10.1148/radiol.2432050808
@@ -233,8 +232,9 @@ def motion_phantom(*, velocities_mm_s=(0.0, 10.0, 20.0, 30.0, 60.0, 100.0), diam
     References
     ----------
     van der Werf NR et al. Influence of heart rate on coronary calcium scores: a
-    multi-manufacturer phantom study. Int J Cardiovasc Imaging 2018;34:959-66.
-    doi:10.1007/s10554-017-1293-x (QRM-Sim2D; 10-30 mm/s in the acquisition window).
+    multi-manufacturer phantom study. Int J Cardiovasc Imaging 2018.
+    doi:10.1007/s10554-017-1293-x (QRM-Sim2D; coronary arteries move at 10-30 mm/s
+    during the acquisition).
     Groen JM et al. Med Phys 2009;36:438 (moving-phantom study of the adaptive
     threshold; constant-velocity inserts).
 
