@@ -55,6 +55,9 @@ def test_gaussian_ripple_at_contiguous_sampling():
     w = np.array([_summed_weight(z, T, T, GAUSSIAN) for z in np.linspace(0, T, 61)])
     assert w.max() == pytest.approx(1.0569, abs=5e-4)
     assert w.min() == pytest.approx(0.9431, abs=5e-4)
+    # at half the FWHM the sampled gaussians sum to a constant to ~1e-6
+    w2 = np.array([_summed_weight(z, T, T / 2, GAUSSIAN) for z in np.linspace(0, T, 61)])
+    np.testing.assert_allclose(w2, 1.0, atol=1e-5)
 
 
 # -- occupancy kernel vs dense-sampling reference -----------------------------------
