@@ -115,3 +115,9 @@ def test_public_names_are_exported():
 def test_single_voxel_axes_keep_their_spacing():
     scan = make_scan(np.zeros((1, 1, 3)), (2.0, 0.6, 0.5))
     assert scan_spacing_mm(scan) == pytest.approx((2.0, 0.6, 0.5))
+
+
+def test_huge_finite_values_are_not_mistaken_for_infinity():
+    # their sum overflows float32; the validator must fall back to a voxel check
+    scan = make_scan(np.full((2, 2, 2), 3e38, np.float32), 1.0)
+    assert np.isfinite(scan.values).all()
