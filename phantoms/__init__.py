@@ -24,8 +24,5 @@ from .noise import noise_field
 # --- pipeline ---
 from .simulate import repeat, simulate, simulate_patches
 
-# --- named phantoms (guarded until phantoms/library.py is complete) ---
-try:
-    from .library import cci_phantom, motion_phantom, virtual_patient
-except ImportError:  # pragma: no cover - removed once library.py is in place
-    pass
+# --- named phantoms ---
+from .library import cci_phantom, motion_phantom, virtual_patient
