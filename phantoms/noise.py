@@ -28,10 +28,10 @@ SSP support along z) wrap around.
 References
 ----------
 K. M. Hanson, "Detectability in computed tomographic images", Med. Phys. 6
-(1979) 441-451. https://doi.org/10.1118/1.594534 (NPS of filtered back-projection
-proportional to |f| times the squared apodisation).
-J. M. Boone et al., "The Noise Power Spectrum ..." and ICRU Report 87 (2012),
-for the definition of the NPS used in the tests.
+(1979) 441-451 (NPS of filtered back-projection proportional to |f| times the
+squared apodisation).
+M. F. Kijewski, P. F. Judy, "The noise power spectrum of CT images", Phys. Med.
+Biol. 32 (1987) 565-575. https://doi.org/10.1088/0031-9155/32/5/003
 """
 
 from __future__ import annotations

@@ -307,7 +307,7 @@ def noise_sd_from_mas(mas, *, slice_thickness_mm=3.0, effective_diameter_mm=None
     References
     ----------
     R. A. Brooks, G. Di Chiro, "Statistical limitations in x-ray reconstructive
-    tomography", Med. Phys. 3 (1976) 237-240. https://doi.org/10.1118/1.594240
+    tomography", Med. Phys. 3 (1976) 237-240.
     AAPM Report 204, "Size-specific dose estimates (SSDE) in pediatric and adult
     body CT examinations", 2011.
 
