@@ -191,7 +191,7 @@ _MOTION_ROW_HALF_LENGTH_MM = 60.0
 
 def motion_phantom(*, velocities_mm_s=(0.0, 10.0, 20.0, 30.0, 60.0, 100.0), diameter_mm=5.0,
                    density_mg_cm3=400.0, profile="constant", heart_rate_bpm=60.0,
-                   spacing_mm=None, z_extent_mm=(-15.0, 15.0), extension_ring=False):
+                   spacing_mm=None, z_extent_mm=(-16.5, 16.5), extension_ring=False):
     """Motion phantom: one cylindrical insert per velocity, moving in-plane along x.
 
     After the QRM-Sim2D set-ups (a computer-controlled arm moves a calcified insert
@@ -219,8 +219,8 @@ def motion_phantom(*, velocities_mm_s=(0.0, 10.0, 20.0, 30.0, 60.0, 100.0), diam
         Centre-to-centre distance of the inserts along y; default
         ``max(15, diameter_mm + 10)`` mm, so the patches never overlap whatever the
         motion along x.
-    z_extent_mm : (float, float), default (-15, 15)
-        Axial extent in mm.
+    z_extent_mm : (float, float), default (-16.5, 16.5)
+        Axial extent in mm (eleven 3 mm slices, one centred on the inserts).
     extension_ring : bool, default False
         Use the 400 x 300 mm body.
 
