@@ -9,6 +9,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from phantoms.library import (
     ARTERIES,
@@ -370,3 +371,20 @@ def test_seed_errors():
         lesion_population(0, seed=1)
     with pytest.raises(ValueError, match="one category per patient"):
         lesion_population(3, seed=1, risk_categories=[0, 1])
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**32 - 1), category=st.integers(0, 4))
+def test_any_seed_gives_a_valid_patient_in_its_category(seed, category):
+    p = virtual_patient(seed, risk_category=category, motion=False)
+    estimate = float(estimated_agatston(p.lesions).sum())
+    assert _category(estimate) == category
+    lo, hi = {0: (0, 0), 1: (1, 2), 2: (1, 4), 3: (2, 7), 4: (4, 12)}[category]
+    assert lo <= len(p.lesions) <= hi
+    assert len({les.name for les in p.lesions}) == len(p.lesions)
+
+
+def test_population_with_explicit_categories():
+    pop = lesion_population(3, seed=5, risk_categories=[4, 0, 2], motion=False)
+    cats = [_category(float(estimated_agatston(p.lesions).sum())) for p in pop]
+    assert cats == [4, 0, 2]
