@@ -30,7 +30,7 @@ import math
 import numba
 import numpy as np
 
-from ._config import JIT, PARALLEL_JIT
+from ._config import JIT
 from .materials import TISSUE_HU, density_to_hu
 
 
@@ -171,7 +171,7 @@ def _paint(ell, y, x, air):
     return v
 
 
-@numba.njit(**PARALLEL_JIT)
+@numba.njit(**JIT)
 def _render_ellipses(ell, yc, xc, py, px, nsub, air):
     """Rows of sub-samples in y; along x each sub-row is integrated exactly.
 
@@ -186,8 +186,8 @@ def _render_ellipses(ell, yc, xc, py, px, nsub, air):
     out = np.zeros((J, I))
     x0 = xc[0] - 0.5 * px
     x1 = x0 + I * px
-    for j in numba.prange(J):
-        pts = np.empty(2 * E + 2)
+    pts = np.empty(2 * E + 2)
+    for j in range(J):
         for a in range(nsub):
             y = yc[j] - 0.5 * py + (a + 0.5) * py / nsub
             n = 0
