@@ -31,6 +31,7 @@ import math
 import numba
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from . import _render_kernels as _rk
@@ -294,7 +295,10 @@ def _background(body, rods, matrix, pixel_mm, kvp, psf_fwhm_mm, nsub, offset_yx)
 def _make_scan(values, z, y, x, attrs):
     # plain coordinate arrays, as pvcalc.make_scan builds them (units mm by convention;
     # per-coordinate attrs would make xarray deep-copy them: 5 ms per patch instead of 0.7)
-    coords = {"z": np.asarray(z), "y": np.asarray(y), "x": np.asarray(x)}
+    # (prebuilt pandas indexes: 0.3 ms per patch instead of 0.5)
+    axes = (("z", np.asarray(z)), ("y", np.asarray(y)), ("x", np.asarray(x)))
+    coords = xr.Coordinates({d: xr.Variable(d, a) for d, a in axes},
+                            indexes={d: xr.indexes.PandasIndex(pd.Index(a), d) for d, a in axes})
     return xr.DataArray(values, dims=("z", "y", "x"), coords=coords, attrs=attrs)
 
 
