@@ -104,8 +104,9 @@ def lesions(draw, *, kinds=SHAPE_KINDS, size_mm=(1.0, 6.0),
         Range of the nominal size d in mm: sphere diameter; cylinder diameter
         (length 0.5-1 d, shrinking to d as in the QRM inserts); ellipsoid
         largest diameter (other axes 0.5-1 d); capsule of radius d/4 and total
-        length d; blob of 2-3 spheres of radius d/4-d/3 inside a d sphere.
-        Every lesion fits in a cube of side 1.5 d.
+        length d; blob of two overlapping spheres (radii 0.27-0.35 d) spanning
+        d, plus optionally a third inside. Every lesion fits in a cube of side
+        1.5 d, and its smallest dimension is at least d / 2.
     density_mg_cm3 : (float, float)
         HA density range; shrinks to 400 mg/cm3 (if inside).
     centre_mm : 3 floats
@@ -152,15 +153,21 @@ def lesions(draw, *, kinds=SHAPE_KINDS, size_mm=(1.0, 6.0),
         half = (d / 2 - r) * u
         shape = Tube([tuple(np.asarray(c) - half), tuple(np.asarray(c) + half)], r)
     else:
-        n = draw(st.integers(2, 3))
-        centres, radii = [], []
-        for _ in range(n):
-            r = d * draw(_simple_first(0.25, 0.25, 1.0 / 3.0))
+        # two end spheres span exactly d along a direction (z unless rotated) and
+        # overlap (radii 0.27-0.35 d); an optional third sphere lies inside
+        u = np.asarray(draw(_unit_vectors()) if rotated else (1.0, 0.0, 0.0))
+        r1 = d * draw(_simple_first(0.3, 0.27, 0.35))
+        r2 = d * draw(_simple_first(0.3, 0.27, 0.35))
+        cc = np.asarray(c)
+        centres = [tuple(cc - (d / 2 - r1) * u), tuple(cc + (d / 2 - r2) * u)]
+        radii = [r1, r2]
+        if draw(st.booleans()):
+            r3 = d * draw(st.floats(0.2, 0.3))
             off = np.asarray(draw(st.tuples(*[st.floats(-1, 1, allow_nan=False)] * 3)))
             nrm = np.linalg.norm(off)
-            off = off / nrm * (d / 2 - r) * min(1.0, nrm) if nrm > 0 else off
-            centres.append(tuple(np.asarray(c) + off))
-            radii.append(r)
+            off = off / nrm * (d / 2 - r3) * min(1.0, nrm) if nrm > 0 else off
+            centres.append(tuple(cc + off))
+            radii.append(r3)
         shape = Blob(centres, radii)
     density = draw(_simple_first(400.0, rho_lo, rho_hi))
     mot = Static()
