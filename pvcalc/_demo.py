@@ -19,21 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-#: ROI radius around each insert's true centre (mm). The CCI inserts are at
-#: least 10 mm apart centre to centre; 5 mm holds a 5 mm insert with its blur.
-INSERT_ROI_RADIUS_MM = 5.0
-#: Calibration ROI radius inside the 10 mm rods (mm): 2 mm leaves 3 mm for
-#: repositioning (< 1.5 mm) and the PSF edge.
-ROD_ROI_RADIUS_MM = 2.0
-
-
 def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=False,
              out=None, echo=print):
     """Simulate, score and report; returns the per-insert summary DataFrame."""
     import phantoms
-    import pvcalc
     from pvcalc import stats
-    from pvcalc.lesions import spherical_roi_labels
+    from pvcalc.phantom_analysis import rod_calibration, score_lesions
 
     phantom = phantoms.cci_phantom(extension_ring=extension_ring)
     proto = phantoms.get_protocol(protocol)
@@ -50,35 +41,16 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
     t0 = time.perf_counter()
     scans = phantoms.repeat(phantom, proto, seed=seed, n_repeats=repeats)
     t_sim = time.perf_counter() - t0
-    water_rod, ha_rod = _calibration_rods(phantom)
 
-    rows, calibrations = [], []
     t0 = time.perf_counter()
+    tables = []
     for index, (scan, truth) in enumerate(scans):
-        centres = np.stack([truth[f"centre_{a}_mm"].values for a in "zyx"], axis=1)
-        names = [str(n) for n in truth["name"].values]
-        labels = spherical_roi_labels(scan, centres, INSERT_ROI_RADIUS_MM, names=names)
-        calibration = pvcalc.Calibration.from_rods(
-            scan, (water_rod.centre_yx_mm, ROD_ROI_RADIUS_MM),
-            (ha_rod.centre_yx_mm, ROD_ROI_RADIUS_MM), ha_density_mg_cm3=ha_rod.density_mg_cm3)
-        calibrations.append(calibration.c_ha_mg_cm3_per_hu)
-        result = pvcalc.score(scan, labels=labels, calibration=calibration)
-        per_label = result.by_label.set_index("label_name")
-        for i, name in enumerate(names):
-            measured = per_label.loc[name]
-            rows.append({
-                "repeat": index + 1, "insert": name,
-                "diameter_mm": 2.0 * float(truth["radius_mm"].values[i]),
-                "density_mg_cm3": float(truth["density_mg_cm3"].values[i]),
-                "true_volume_mm3": float(truth["volume_mm3"].values[i]),
-                "true_mass_mg": float(truth["mass_mg"].values[i]),
-                "agatston": float(measured["agatston"]),
-                "volume_score_mm3": float(measured["volume_mm3"]),
-                "mass_score_mg": float(measured["mass_mg"]),
-                "c_ha": calibration.c_ha_mg_cm3_per_hu,
-            })
+        calibration = rod_calibration(scan, phantom)
+        tables.append(score_lesions(scan, truth, calibration=calibration).assign(repeat=index + 1))
     t_score = time.perf_counter() - t0
-    per_scan = pd.DataFrame(rows)
+    per_scan = pd.concat(tables, ignore_index=True).rename(columns={"lesion": "insert"})
+    per_scan["diameter_mm"] = 2.0 * per_scan["radius_mm"]
+    calibrations = per_scan.groupby("repeat")["c_ha"].first().to_numpy()
     summary = _summarise(per_scan, body)
 
     echo("Per insert: truth and clinical scores (standard preset: >= 130 HU, 8-connected, "
@@ -110,14 +82,6 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
         summary.to_csv(folder / "per_insert.csv", index=False)
         echo(f"tables written to {folder / 'per_scan.csv'} and {folder / 'per_insert.csv'}")
     return summary
-
-
-def _calibration_rods(phantom):
-    water = [r for r in phantom.rods if r.density_mg_cm3 == 0]
-    ha = [r for r in phantom.rods if r.density_mg_cm3 > 0]
-    if not water or not ha:
-        raise ValueError(f"phantom {phantom.name!r} has no water and HA calibration rods")
-    return water[0], ha[0]
 
 
 def _summarise(per_scan: pd.DataFrame, body: str) -> pd.DataFrame:
