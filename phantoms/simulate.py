@@ -25,6 +25,7 @@ on its own; :func:`repeat` first spawns one child per repeat.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import math
 
@@ -158,8 +159,10 @@ def _seed_int(ss):
 class _Scene:
     """Everything one scan needs: grid, timing, transformed lesions."""
 
-    def __init__(self, phantom, protocol, *, phase, lesions, offset_yx, n_time_samples, nsub):
+    def __init__(self, phantom, protocol, *, phase, lesions, offset_yx, n_time_samples, nsub,
+                 rods=None):
         self.phantom = phantom
+        self.rods = tuple(phantom.rods if rods is None else rods)
         self.protocol = protocol
         self.nsub = int(nsub)
         self.z = protocol.slice_positions_mm(phantom.z_extent_mm)
@@ -260,7 +263,7 @@ class _Scene:
 
     def background(self):
         p = self.protocol
-        return _background(self.phantom.body, self.phantom.rods, p.matrix, p.pixel_mm, p.kvp,
+        return _background(self.phantom.body, self.rods, p.matrix, p.pixel_mm, p.kvp,
                            p.psf_fwhm_mm, self.nsub, tuple(float(v) for v in self.offset_yx))
 
     # -- outputs ---------------------------------------------------------------------
@@ -313,7 +316,6 @@ def _transform(lesions, rotation, translation, about):
                 mot = ConstantVelocity(tuple(rotation @ np.asarray(mot.velocity_mm_s)),
                                        t_ref_s=mot.t_ref_s)
             elif getattr(mot, "direction", None) is not None:
-                import dataclasses
                 mot = dataclasses.replace(mot, direction=tuple(rotation @ np.asarray(mot.direction)))
         shape = shape.translated(translation)
         out.append(Lesion(shape, les.density_mg_cm3, mot, les.name))
@@ -326,6 +328,7 @@ def _scene(phantom, protocol, ss, *, reposition, translation_sd_mm, rotation_sd_
     rot = None
     trans = np.zeros(3)
     angle = 0.0
+    axis = np.array([1.0, 0.0, 0.0])
     if reposition:
         rng = np.random.default_rng(pos_ss)
         trans = rng.normal(0.0, 1.0, 3) * np.asarray(translation_sd_mm, dtype=float)
@@ -343,11 +346,20 @@ def _scene(phantom, protocol, ss, *, reposition, translation_sd_mm, rotation_sd_
         phase = float(prng.uniform(0.0, 1.0))
     about = (0.5 * sum(phantom.z_extent_mm), 0.0, 0.0)
     lesions = _transform(phantom.lesions, rot, trans, about) if reposition else list(phantom.lesions)
-    scene = _Scene(phantom, protocol, phase=phase, lesions=lesions,
+    rods = phantom.rods
+    if rot is not None:
+        # rods follow the rotation through their centre in the phantom's mid plane
+        # (a z-invariant rod cannot tilt); the body ellipses only translate
+        rods = tuple(dataclasses.replace(r, centre_yx_mm=tuple(
+            (rot @ (np.array([about[0], *r.centre_yx_mm]) - about) + about)[1:]))
+            for r in rods)
+    scene = _Scene(phantom, protocol, phase=phase, lesions=lesions, rods=rods,
                    offset_yx=(float(trans[1]), float(trans[2])),
                    n_time_samples=n_time_samples, nsub=nsub)
     extra = dict(translation_z_mm=float(trans[0]), translation_y_mm=float(trans[1]),
-                 translation_x_mm=float(trans[2]), rotation_deg=angle)
+                 translation_x_mm=float(trans[2]), rotation_deg=angle,
+                 rotation_axis_z=float(axis[0]), rotation_axis_y=float(axis[1]),
+                 rotation_axis_x=float(axis[2]))
     return scene, extra
 
 
@@ -530,7 +542,9 @@ def repeat(phantom, protocol, *, seed, n_repeats, reposition=True, noise=True,
         sub-voxel in-plane and about half a slice in z, up to a few mm.
     rotation_sd_deg : float, optional
         SD of a rotation about a random axis through the phantom centre,
-        default 1 degree.
+        default 1 degree. Lesions rotate fully; calibration rods move with the
+        rotation of their centre in the mid plane (they stay parallel to z);
+        the body ellipses only translate.
     gating_jitter_sd : float, optional
         SD of the gated phase jitter as a fraction of R-R, default 0.02.
         Non-gated scans draw a uniformly random phase instead.

@@ -175,3 +175,29 @@ def test_phantom_validation():
         Lesion(Sphere((0, 0, 0), 1.0), "dense")
     with pytest.raises(TypeError, match="body must be a ThoraxBody"):
         Phantom(None)
+
+
+def test_repositioning_moves_lesions_and_rods_together():
+    from scipy.spatial.transform import Rotation
+    ph = Phantom(ThoraxBody(lungs=False, spine=False),
+                 [Lesion(Sphere((0.0, 0.0, 0.0), 2.0), 800.0)],
+                 rods=(Rod((-5.0, 20.0), 4.0, density_mg_cm3=800.0),), z_extent_mm=(-6.0, 6.0))
+    p = get_protocol("calcium_scoring", matrix=128, noise_sd_hu=0.0)
+    (scan, truth), = repeat(ph, p, seed=3, n_repeats=1, translation_sd_mm=(0.5, 1.0, 1.0),
+                            rotation_sd_deg=10.0, fraction_maps=False)
+    a = scan.attrs
+    R = Rotation.from_rotvec(np.radians(a["rotation_deg"]) * np.array(
+        [a["rotation_axis_z"], a["rotation_axis_y"], a["rotation_axis_x"]])).as_matrix()
+    t = np.array([a["translation_z_mm"], a["translation_y_mm"], a["translation_x_mm"]])
+    assert abs(a["rotation_deg"]) > 2
+    # the lesion centre in the truth is the rotated and translated nominal centre
+    c = np.array([float(truth[f"centre_{d}_mm"][0]) for d in "zyx"])
+    np.testing.assert_allclose(c, R @ np.zeros(3) + t, atol=1e-9)
+    # the rod (rendered in the image) sits at its rotated, translated centre
+    rod = (R @ np.array([0.0, -5.0, 20.0]) + t)[1:]
+    img = scan.isel(z=1).values.astype(float) - 40.0
+    yy, xx = np.meshgrid(scan.y.values, scan.x.values, indexing="ij")
+    near = (yy - rod[0]) ** 2 + (xx - rod[1]) ** 2 < 7.0 ** 2
+    w = np.where(near, img, 0.0)
+    found = np.array([(w * yy).sum(), (w * xx).sum()]) / w.sum()
+    np.testing.assert_allclose(found, rod, atol=0.05)
