@@ -13,7 +13,6 @@ measured on the physical phantom (the reference table shipped in
 from __future__ import annotations
 
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +54,8 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
 
     echo("Per insert: truth and clinical scores (standard preset: >= 130 HU, 8-connected, "
          ">= 1 mm2), mean (SD) over repeats;")
-    echo("'real' = mean Agatston on the physical phantom over four vendors' 120 kVp, 3 mm scans "
-         f"({body} body; van Praagh et al. 2021 method)\n")
+    echo("'real' = mean Agatston on the physical phantom, four vendors' 120 kVp scans, five "
+         f"repeats each ({body} body; 3 mm slices, GE 2.5 mm; scored by van Praagh et al. 2021)\n")
     echo(_format_summary(summary))
     totals = per_scan.groupby("repeat")[["agatston", "volume_score_mm3", "mass_score_mg"]].sum()
     echo("\nTotals per scan")
@@ -85,6 +84,8 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
 
 
 def _summarise(per_scan: pd.DataFrame, body: str) -> pd.DataFrame:
+    from pvcalc.phantom_analysis import qrm_reference_scores
+
     grouped = per_scan.groupby("insert", sort=False)
     summary = grouped[["diameter_mm", "density_mg_cm3", "true_volume_mm3", "true_mass_mg"]].first()
     for column in ("agatston", "volume_score_mm3", "mass_score_mg"):
@@ -93,27 +94,11 @@ def _summarise(per_scan: pd.DataFrame, body: str) -> pd.DataFrame:
     summary["detected_share"] = grouped["agatston"].apply(lambda s: float(np.mean(s > 0)))
     summary["volume_ratio"] = summary["volume_score_mm3_mean"] / summary["true_volume_mm3"]
     summary["mass_ratio"] = summary["mass_score_mg_mean"] / summary["true_mass_mg"]
-    real = real_scanner_reference(body)
+    real = qrm_reference_scores(body)
+    real = real.groupby("insert")[["agatston", "mass_ratio"]].mean()
     summary["real_agatston_mean"] = real.reindex(summary.index)["agatston"]
     summary["real_mass_ratio"] = real.reindex(summary.index)["mass_ratio"]
     return summary.reset_index()
-
-
-def real_scanner_reference(body: str = "small") -> pd.DataFrame:
-    """Mean clinical scores per insert measured on the physical QRM phantom.
-
-    Rows of ``pvcalc/data/qrm_cci_clinical_scores.csv`` for the 120 kVp, 3 mm
-    repeat scans of the four vendors (rows named ``*_rep*``), for one body size,
-    averaged per insert; index = insert name in pvcalc's lower-case spelling.
-    """
-    with resources.files("pvcalc.data").joinpath("qrm_cci_clinical_scores.csv").open() as f:
-        table = pd.read_csv(f)
-    table = table[(table["body"] == body) & table["scan"].str.contains("_rep")
-                  & (table["kvp"] == 120) & (table["slice_thickness_mm"] == 3)]
-    table = table.assign(insert=table["insert"].str.lower(),
-                         mass_ratio=table["mass_score_mg"] / table["true_mass_mg"])
-    return table.groupby("insert")[["agatston", "volume_score_mm3", "mass_score_mg",
-                                    "mass_ratio"]].mean()
 
 
 def _format_summary(summary: pd.DataFrame) -> str:

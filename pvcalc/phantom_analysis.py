@@ -10,6 +10,8 @@ vanishing from the table. These functions do both for scans made by
 
 from __future__ import annotations
 
+from importlib import resources
+
 import numpy as np
 import pandas as pd
 
@@ -109,3 +111,41 @@ def score_lesions(scan, truth, *, calibration, preset="standard", margin_mm=2.0,
     table["detected"] = table["agatston"] > 0
     table["c_ha"] = calibration.c_ha_mg_cm3_per_hu
     return table
+
+
+def qrm_reference_scores(body=None, *, repeats_only=True) -> pd.DataFrame:
+    """Clinical scores measured on the physical QRM insert phantom by real scanners.
+
+    Parameters
+    ----------
+    body : {"small", "large"}, optional
+        Keep one body size (the large body wears the extension ring). Default both.
+    repeats_only : bool, optional
+        Keep only the vendors' five repeated scans of each body size (120 kVp;
+        3 mm slices, 2.5 mm on the GE scanner), leaving out the Siemens
+        protocol variants. Default True.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scan x insert of ``pvcalc/data/qrm_cci_clinical_scores.csv``
+        with ``insert`` in pvcalc's lower-case spelling (``large_hd``...) and a
+        ``mass_ratio`` column (mass score / true mass).
+
+    Notes
+    -----
+    Scores computed by van Praagh et al. with the FQM phantom-analysis method
+    (Med Phys 2021, doi:10.1002/mp.14912) on scans of four vendors' scanners;
+    see ``pvcalc/data/README.md``.
+    """
+    with resources.files("pvcalc.data").joinpath("qrm_cci_clinical_scores.csv").open() as f:
+        table = pd.read_csv(f)
+    if body is not None:
+        if body not in ("small", "large"):
+            raise ValueError(f"body must be 'small' or 'large', got {body!r}")
+        table = table[table["body"] == body]
+    if repeats_only:
+        table = table[table["body"].isin(["small", "large"])]
+    return table.assign(insert=table["insert"].str.lower(),
+                        mass_ratio=table["mass_score_mg"] / table["true_mass_mg"]
+                        ).reset_index(drop=True)
