@@ -1,20 +1,14 @@
-"""Gallery figure and realism table of the named phantoms.
+"""Gallery figures of the named phantoms.
 
     python docs/make_gallery.py              # docs/img/gallery_cci.png (+ patient figure)
-    python docs/make_gallery.py --realism    # CCI replica vs real scanners, printed table
-    python docs/make_gallery.py --realism --repeats 2   # quicker
-    python docs/make_gallery.py --motion constant --repeats 10   # motion phantom table
+
+(The realism and motion tables are validation studies: ``validation/cci_realism.py``
+and ``validation/motion_phantom.py``.)
 
 The gallery renders the insert plane of the CCI replica three times: static
 (calcium-scoring CT), with in-plane motion, and with the low-dose chest protocol,
 cropped to the insert, at a calcium window (W 1500 / L 300), with the 130 HU
 threshold overlay in a second row, insert labels and a 10 mm scale bar.
-
-The realism mode simulates repeated scans of the replica (small body and with the
-extension ring), scores each insert clinically (``pvcalc.score``, preset
-"standard", calibration from the rods) inside a label mask around the insert, and
-prints the mean over repeats beside the mean over real scans of the same insert
-from ``pvcalc/data/qrm_cci_clinical_scores.csv`` (rows with body "small"/"large").
 """
 
 from __future__ import annotations
@@ -22,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -150,167 +143,9 @@ def render_patient(out_dir=IMG, *, seed=5):
     return path
 
 
-def _labels_for(scan, truth, margin_mm=2.5, z_margin_mm=4.5):
-    """Label image: a cylinder of radius d/2 + margin around each insert (truth centres)."""
-    z = scan.z.values[:, None, None]
-    y = scan.y.values[None, :, None]
-    x = scan.x.values[None, None, :]
-    lab = np.zeros(scan.shape, np.int32)
-    names = {}
-    for i in range(truth.sizes["lesion"]):
-        name = str(truth["name"].values[i])
-        d = float(np.cbrt(4.0 * float(truth["volume_mm3"].values[i]) / np.pi))  # d = L
-        cz, cy, cx = (float(truth[f"centre_{a}_mm"].values[i]) for a in "zyx")
-        inside = (((y - cy) ** 2 + (x - cx) ** 2) <= (d / 2 + margin_mm) ** 2) \
-            & (np.abs(z - cz) <= d / 2 + z_margin_mm)
-        lab[inside] = i + 1
-        names[i + 1] = name
-    return lab, names
-
-
-def realism_table(*, repeats=5, seed=2021, echo=print):
-    import pandas as pd
-
-    import pvcalc
-    from phantoms.library import CCI_REFERENCE_NAMES, cci_phantom
-    from phantoms.scanner import get_protocol
-    from phantoms.simulate import repeat
-
-    protocol = get_protocol("calcium_scoring")
-    rows = []
-    for body, ring in (("small", False), ("large", True)):
-        phantom = cci_phantom(extension_ring=ring)
-        for r, (scan, truth) in enumerate(repeat(phantom, protocol, seed=seed + ring,
-                                                 n_repeats=repeats)):
-            ty, tx = scan.attrs.get("translation_y_mm", 0.0), scan.attrs.get("translation_x_mm", 0.0)
-            rois = [((rod.centre_yx_mm[0] + ty, rod.centre_yx_mm[1] + tx), rod.radius_mm - 2.0)
-                    for rod in phantom.rods]
-            cal = pvcalc.Calibration.from_rods(scan, water_roi=rois[1], ha_roi=rois[0],
-                                               ha_density_mg_cm3=200.0)
-            lab, names = _labels_for(scan, truth)
-            res = pvcalc.score(scan, labels=lab, preset="standard", calibration=cal)
-            by = res.by_label
-            for i in range(truth.sizes["lesion"]):
-                name = str(truth["name"].values[i])
-                hit = by[by["label"] == i + 1] if "label" in by.columns else by.iloc[0:0]
-                get = (lambda c: float(hit[c].sum()) if len(hit) else 0.0)
-                rows.append(dict(body=body, repeat=r, insert=CCI_REFERENCE_NAMES[name],
-                                 agatston=get("agatston"), volume_score_mm3=get("volume_mm3"),
-                                 mass_score_mg=get("mass_mg"), c_ha=cal.c_ha_mg_cm3_per_hu,
-                                 true_volume_mm3=float(truth["volume_mm3"].values[i]),
-                                 true_mass_mg=float(truth["mass_mg"].values[i])))
-    sim = pd.DataFrame(rows)
-    ref = pd.read_csv(str(resources.files("pvcalc") / "data" / "qrm_cci_clinical_scores.csv"))
-    ref = ref[ref["body"].isin(["small", "large"])]
-    cols = ["agatston", "volume_score_mm3", "mass_score_mg"]
-    s = sim.groupby(["body", "insert"])[cols + ["true_volume_mm3", "true_mass_mg"]].mean()
-    s["detected"] = sim.assign(d=sim.agatston > 0).groupby(["body", "insert"])["d"].mean()
-    rf = ref.groupby(["body", "insert"])[cols].mean()
-    rf["detected"] = ref.assign(d=ref.agatston > 0).groupby(["body", "insert"])["d"].mean()
-    table = s.join(rf.add_suffix("_real"))
-    order = [CCI_REFERENCE_NAMES[n] for n in CCI_REFERENCE_NAMES]
-    table = table.reindex(pd.MultiIndex.from_product([["small", "large"], order],
-                                                     names=["body", "insert"]))
-    echo(f"c_HA from the simulated rods: mean {sim.c_ha.mean():.4f} mg cm^-3 HU^-1; "
-         f"real scanners (these rows): {ref.c_ha.mean():.4f}")
-    # spread of the phantom totals between repeats (coefficient of variation, ddof=1)
-    tot = sim.groupby(["body", "repeat"])[["agatston", "mass_score_mg"]].sum()
-    cv = tot.groupby("body").agg(lambda v: 100 * v.std(ddof=1) / v.mean())
-    rtot = ref.groupby(["scanner", "body", "scan"])[["agatston", "mass_score_mg"]].sum()
-    rcv = rtot.groupby(["scanner", "body"]).agg(lambda v: 100 * v.std(ddof=1) / v.mean())
-    for body in ("small", "large"):
-        echo(f"{body} body: CV of total Agatston over {repeats} simulated repeats "
-             f"{cv.loc[body, 'agatston']:.1f}%, of total mass {cv.loc[body, 'mass_score_mg']:.1f}%; "
-             f"real scanners (5 repeats each): Agatston "
-             f"{rcv.xs(body, level='body')['agatston'].min():.1f}-"
-             f"{rcv.xs(body, level='body')['agatston'].max():.1f}%, mass "
-             f"{rcv.xs(body, level='body')['mass_score_mg'].min():.1f}-"
-             f"{rcv.xs(body, level='body')['mass_score_mg'].max():.1f}%")
-    return table
-
-
-def motion_table(*, repeats=10, seed=2018, profile="constant", echo=print):
-    """Clinical scores of the motion phantom's inserts by speed (mean over repeats)."""
-    import pandas as pd
-
-    import pvcalc
-    from phantoms.library import motion_phantom
-    from phantoms.scanner import get_protocol
-    from phantoms.simulate import repeat
-
-    protocol = get_protocol("calcium_scoring")
-    window_s = protocol.temporal_resolution_ms / 1000.0
-    phantom = motion_phantom(profile=profile)
-    rows = []
-    for r, (scan, truth) in enumerate(repeat(phantom, protocol, seed=seed, n_repeats=repeats)):
-        z = scan.z.values[:, None, None]
-        y = scan.y.values[None, :, None]
-        x = scan.x.values[None, None, :]
-        lab = np.zeros(scan.shape, np.int32)
-        for i, les in enumerate(phantom.lesions):
-            v = float(les.name[1:])
-            d = 2 * les.shape.radius_mm
-            cz, cy, cx = (float(truth[f"centre_{a}_mm"].values[i]) for a in "zyx")
-            half_x = d / 2 + 2.5 + v * window_s / 2
-            if profile == "cardiac":
-                half_x += v * 0.15              # cardiac displacement of a few mm
-            inside = ((np.abs(y - cy) <= d / 2 + 2.5) & (np.abs(x - cx) <= half_x)
-                      & (np.abs(z - cz) <= d / 2 + 4.5))
-            lab[inside] = i + 1
-        res = pvcalc.score(scan, labels=lab, preset="standard")
-        by = res.by_label.set_index("label")
-        for i, les in enumerate(phantom.lesions):
-            hit = by.loc[i + 1] if (i + 1) in by.index else None
-            rows.append(dict(speed_mm_s=float(les.name[1:]), repeat=r,
-                             agatston=float(hit["agatston"]) if hit is not None else 0.0,
-                             volume_score_mm3=float(hit["volume_mm3"]) if hit is not None else 0.0,
-                             true_volume_mm3=les.volume_mm3))
-    df = pd.DataFrame(rows)
-    out = df.groupby("speed_mm_s")[["agatston", "volume_score_mm3", "true_volume_mm3"]].agg(
-        ["mean", "std"])
-    echo(f"motion phantom ({profile}), {repeats} repeats, calcium_scoring preset "
-         f"({protocol.temporal_resolution_ms:g} ms window), 5 mm 400 mg HA/cm3 inserts")
-    speed = "speed (mm/s)" if profile == "constant" else "peak speed (mm/s)"
-    smear = "smear v x window (mm)" if profile == "constant" else "v x window if constant (mm)"
-    lines = [f"| {speed} | {smear} | Agatston mean | Agatston SD | volume score mean (mm3) "
-             "| volume score SD (mm3) |", "|---|---|---|---|---|---|"]
-    for v, r in out.iterrows():
-        lines.append(f"| {v:g} | {v * window_s:.1f} | {r[('agatston', 'mean')]:.1f} | "
-                     f"{r[('agatston', 'std')]:.1f} | {r[('volume_score_mm3', 'mean')]:.1f} | "
-                     f"{r[('volume_score_mm3', 'std')]:.1f} |")
-    echo("\n".join(lines))
-    return out
-
-
-def _markdown(table):
-    head = ("| body | insert | true V mm3 | sim Agatston | real Agatston | sim volume mm3 | "
-            "real volume mm3 | true mass mg | sim mass mg | real mass mg | sim detected | "
-            "real detected |")
-    lines = [head, "|" + "---|" * 12]
-    for (body, ins), r in table.iterrows():
-        lines.append(
-            f"| {body} | {ins} | {r.true_volume_mm3:.2f} | {r.agatston:.1f} | "
-            f"{r.agatston_real:.1f} | {r.volume_score_mm3:.1f} | {r.volume_score_mm3_real:.1f} | "
-            f"{r.true_mass_mg:.2f} | {r.mass_score_mg:.2f} | {r.mass_score_mg_real:.2f} | "
-            f"{r.detected:.0%} | {r.detected_real:.0%} |")
-    return "\n".join(lines)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--realism", action="store_true", help="print the realism table")
-    ap.add_argument("--repeats", type=int, default=5, help="scans per body size (realism)")
-    ap.add_argument("--seed", type=int, default=2021, help="seed of the realism scans")
-    ap.add_argument("--motion", choices=("constant", "cardiac"), default=None,
-                    help="print the motion phantom's scores by speed")
-    args = ap.parse_args(argv)
-    if args.motion:
-        motion_table(repeats=args.repeats, profile=args.motion)
-        return 0
-    if args.realism:
-        table = realism_table(repeats=args.repeats, seed=args.seed)
-        print(_markdown(table))
-        return 0
+    ap.parse_args(argv)
     for path in (render_gallery(), render_patient()):
         print(f"wrote {path}")
     return 0
