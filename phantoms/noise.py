@@ -193,14 +193,14 @@ def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
     """
     shape3 = _check_shape(shape)
     key = _protocol_key(protocol)
-    if isinstance(accumulate, (bool, np.bool_)) is False:
+    if not isinstance(accumulate, (bool, np.bool_)):
         raise TypeError(f"accumulate must be True or False, got {accumulate!r}")
     k0, k1, s0, s1 = split_key(seed, stream)
     if out is not None:
-        want = tuple(shape) if len(tuple(shape)) != 2 else tuple(shape)
         if not isinstance(out, np.ndarray) or out.dtype != np.float32 \
-                or tuple(out.shape) != tuple(want):
-            raise ValueError(f"out must be a float32 ndarray of shape {tuple(shape)}, got "
+                or tuple(out.shape) != tuple(shape) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 ndarray of shape "
+                             f"{tuple(shape)}, got "
                              f"{getattr(out, 'dtype', type(out).__name__)} "
                              f"{getattr(out, 'shape', '')}")
     elif accumulate:

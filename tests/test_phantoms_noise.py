@@ -150,7 +150,7 @@ def test_noise_free_and_accumulate_and_2d():
     (((4, 0, 4),), {}, ValueError, r"shape must be \(Z, Y, X\) or \(Y, X\) with every size >= 1"),
     (((4, 4.5, 4),), {}, TypeError, "shape must be a tuple of ints"),
     (((4, 8, 8), "calcium_scoring"), {}, TypeError, "protocol must be a phantoms.scanner.Protocol"),
-    (((4, 8, 8),), {"out": np.zeros((4, 8, 8))}, ValueError, "out must be a float32 ndarray"),
+    (((4, 8, 8),), {"out": np.zeros((4, 8, 8))}, ValueError, "out must be a C-contiguous float32 ndarray"),
     (((4, 8, 8),), {"accumulate": True}, ValueError, "accumulate=True needs out="),
     (((4, 8, 8),), {"seed": -1}, ValueError, "seed must be an integer"),
 ])
