@@ -150,14 +150,27 @@ def _normal4(i, k0, k1, s0, s1):
 
 @numba.njit(**PARALLEL_JIT)
 def _fill_normal(out, start_block, k0, k1, s0, s1):
-    """out[j] = normal number 4 * start_block + j of the stream (len(out) % 4 == 0)."""
+    """out[j] = normal number 4 * start_block + j of the stream (len(out) % 4 == 0).
+
+    Parallel over chunks of 1024 blocks; each chunk writes its own slice of
+    ``out`` with an inner loop starting at 0, which vectorises (a ``prange``
+    body, or a loop over a global index range, did not: 4x slower). Every
+    element depends only on its index, so the chunking does not change the bytes.
+    """
     nb = out.size // 4
-    for i in numba.prange(nb):
-        z0, z1, z2, z3 = _normal4(start_block + i, k0, k1, s0, s1)
-        out[4 * i] = z0
-        out[4 * i + 1] = z1
-        out[4 * i + 2] = z2
-        out[4 * i + 3] = z3
+    chunk = 1024
+    nchunks = (nb + chunk - 1) // chunk
+    for c in numba.prange(nchunks):
+        b0 = c * chunk
+        n = min(nb - b0, chunk)
+        seg = out[4 * b0:4 * (b0 + n)]
+        base = start_block + b0
+        for j in range(n):
+            z0, z1, z2, z3 = _normal4(base + j, k0, k1, s0, s1)
+            seg[4 * j] = np.float32(z0)
+            seg[4 * j + 1] = np.float32(z1)
+            seg[4 * j + 2] = np.float32(z2)
+            seg[4 * j + 3] = np.float32(z3)
 
 
 @numba.njit(**JIT)
