@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import types
 from dataclasses import dataclass
 
 import numba
@@ -336,8 +337,8 @@ def noise_sd_from_mas(mas, *, slice_thickness_mm=3.0, effective_diameter_mm=None
             * math.exp(0.5 * WATER_MU_PER_MM * (d - ref["effective_diameter_mm"])))
 
 
-#: Named presets; sources and reasoning in ``docs/scanner.md``.
-PROTOCOLS: dict[str, Protocol] = {
+#: Named presets (read-only mapping); sources and reasoning in ``docs/scanner.md``.
+PROTOCOLS = types.MappingProxyType({
     # ECG-triggered calcium-scoring CT: 120 kVp, 3 mm contiguous, soft kernel
     # (MTF50 0.34 /mm, inside the 0.28-0.42 measured on QRM), ~20 HU noise,
     # half-rotation temporal resolution of a 0.28 s gantry (~150 ms), triggered
@@ -368,7 +369,7 @@ PROTOCOLS: dict[str, Protocol] = {
         psf_fwhm_mm=1.3, kernel="soft", noise_sd_hu=26.0, temporal_resolution_ms=150.0,
         gated=True, gating_phase=0.75, heart_rate_bpm=60.0, rotation_time_s=0.28,
         pitch=1.0, collimation_mm=40.0),
-}
+})
 
 
 def get_protocol(name, **overrides) -> Protocol:

@@ -140,3 +140,8 @@ def test_attrs_are_netcdf_safe():
     assert all(isinstance(v, (int, float, str)) for v in attrs.values())
     for key in ("kvp", "slice_thickness_mm", "psf_fwhm_mm", "noise_sd_hu", "kernel"):
         assert key in attrs
+
+
+def test_presets_are_read_only():
+    with pytest.raises(TypeError):
+        PROTOCOLS["mine"] = Protocol()
