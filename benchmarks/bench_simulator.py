@@ -145,7 +145,7 @@ def baseline_noise(protocol, seed):
     fr = np.sqrt(fy ** 2 + fx ** 2)
     fp = protocol.nps_peak_per_mm
     spec *= np.sqrt(fr * np.exp(-fr ** 2 / (2 * fp ** 2)))[None]
-    n = np.fft.irfftn(spec, s=SHAPE).astype(np.float32)
+    n = np.fft.irfftn(spec, s=SHAPE, axes=(0, 1, 2)).astype(np.float32)
     n *= protocol.noise_sd_hu / n.std()
     return n
 
