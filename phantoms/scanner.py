@@ -252,6 +252,23 @@ class Protocol:
         out["increment_mm"] = self.increment_mm
         return out
 
+    def with_dose(self, mas, *, effective_diameter_mm=None, width_mm=None,
+                  height_mm=None) -> "Protocol":
+        """A copy whose ``noise_sd_hu`` follows from the dose and body size.
+
+        Uses :func:`noise_sd_from_mas` with this protocol's slice thickness.
+
+        Examples
+        --------
+        >>> p = Protocol().with_dose(25.0)
+        >>> round(p.noise_sd_hu, 6)
+        40.0
+        """
+        return self.replace(noise_sd_hu=noise_sd_from_mas(
+            mas, slice_thickness_mm=self.slice_thickness_mm,
+            effective_diameter_mm=effective_diameter_mm, width_mm=width_mm,
+            height_mm=height_mm))
+
     @classmethod
     def from_mtf50(cls, mtf50_per_mm, **fields) -> "Protocol":
         """A protocol whose Gaussian PSF has the given MTF50 (cycles/mm).

@@ -145,3 +145,10 @@ def test_attrs_are_netcdf_safe():
 def test_presets_are_read_only():
     with pytest.raises(TypeError):
         PROTOCOLS["mine"] = Protocol()
+
+
+def test_with_dose_uses_the_protocol_thickness():
+    p = Protocol(slice_thickness_mm=1.0, increment_mm=1.0).with_dose(100.0, width_mm=300,
+                                                                     height_mm=200)
+    assert p.noise_sd_hu == pytest.approx(20.0 * math.sqrt(3.0))
+    assert p.slice_thickness_mm == 1.0
