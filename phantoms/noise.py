@@ -212,8 +212,12 @@ def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
         if not accumulate:
             out[...] = 0.0
         return out
-    hz, hxy, norm2 = _filters(shape3, *key)
     nz, ny, nx = shape3
+    if ny * nx < 2:
+        raise ValueError(f"noise needs at least 2 pixels in-plane (the ramp NPS has no "
+                         f"power at zero frequency), got shape {tuple(shape)}; use a "
+                         "larger patch")
+    hz, hxy, norm2 = _filters(shape3, *key)
     spec = np.empty((nz, ny, nx // 2 + 1), dtype=np.complex64)
     small = nz * ny * nx < SERIAL_VOXELS
     kernel = _shaped_half_spectrum_serial if small else _shaped_half_spectrum_parallel
