@@ -110,6 +110,7 @@ def test_full_scan_lesions_add_linearly(ph, p):
     """Full mode: scan(phantom) - scan(no lesions) carries every lesion's HU x volume."""
     from phantoms.simulate import simulate
     scan, truth = simulate(ph, p, seed=0, noise=False, fraction_maps=False)
+    __import__("pvcalc").validate_scan(scan)
     empty, _ = simulate(Phantom(ph.body, (), z_extent_mm=ph.z_extent_mm), p, seed=0,
                         noise=False, fraction_maps=False)
     dz, dy, dx = p.increment_mm, p.pixel_mm, p.pixel_mm
@@ -121,7 +122,9 @@ def test_full_scan_lesions_add_linearly(ph, p):
 @settings(max_examples=10)
 @given(pst.scans())
 def test_noisy_patches_are_finite_float32_on_a_uniform_grid(pair):
+    import pvcalc
     scan, truth = pair
+    pvcalc.validate_scan(scan)
     assert scan.dtype == np.float32 and np.isfinite(scan.values).all()
     for d in ("z", "y", "x"):
         c = scan.coords[d].values
