@@ -63,7 +63,7 @@ def ssp_autocorrelation(lags_mm, thickness_mm, profile):
 
     Evaluated numerically from the profile's cumulative integral on a grid of
     ``thickness / 200`` (exact for the box; error < 1e-4 relative for the
-    trapezoid and Gaussian).
+    trapezoid and Gaussian), linearly interpolated between grid lags.
 
     Examples
     --------
@@ -71,8 +71,15 @@ def ssp_autocorrelation(lags_mm, thickness_mm, profile):
     >>> [round(float(v), 3) for v in r]
     [1.0, 0.5, 0.0]
     """
+    grid, full = _autocorrelation_table(float(thickness_mm), profile)
+    lags = np.abs(np.asarray(lags_mm, dtype=np.float64))
+    return np.interp(lags, grid, full, right=0.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _autocorrelation_table(thickness_mm, profile):
+    """(lags, R) on the grid of thickness / 200, lags >= 0 (cached per profile)."""
     kind = SSP_KINDS[profile]
-    lags = np.abs(np.atleast_1d(np.asarray(lags_mm, dtype=np.float64)))
     h = thickness_mm / 200.0
     half = ssp_half_support_mm(thickness_mm, kind)
     n = int(math.ceil(half / h)) + 1
@@ -80,11 +87,12 @@ def ssp_autocorrelation(lags_mm, thickness_mm, profile):
     cdf = np.array([ssp_cdf(e, thickness_mm, kind) for e in edges])
     s = np.diff(cdf) / h                         # bin-averaged profile, 2n + 1 bins
     full = np.correlate(s, s, mode="full") * h   # lags (-2n .. 2n) * h
-    grid = (np.arange(full.size) - (full.size - 1) // 2) * h
-    return np.interp(lags, grid, full, right=0.0)
+    mid = (full.size - 1) // 2
+    grid = np.arange(full.size - mid) * h
+    return grid, full[mid:]
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=256)
 def _filters(shape, pixel_mm, increment_mm, thickness_mm, profile, peak_per_mm):
     """(hz, hxy, norm2): amplitude filters and the full-spectrum sum of their squares."""
     nz, ny, nx = shape
@@ -101,10 +109,10 @@ def _filters(shape, pixel_mm, increment_mm, thickness_mm, profile, peak_per_mm):
         sz = np.ones(1)
     else:
         m = np.arange(nz)
-        r = np.zeros(nz)
         # periodise: sum over aliases of the (finite-support) autocorrelation
-        for j in range(-4, 5):
-            r += ssp_autocorrelation((m + j * nz) * increment_mm, thickness_mm, profile)
+        j = np.arange(-4, 5)[:, None]
+        r = ssp_autocorrelation((m[None, :] + j * nz) * increment_mm, thickness_mm,
+                                profile).sum(axis=0)
         sz = np.clip(np.fft.fft(r).real, 0.0, None)
     norm2 = sum_xy * float(sz.sum())
     hz = np.sqrt(sz).astype(np.float32)
