@@ -236,6 +236,15 @@ def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
         accumulate = False
     else:
         result = out.reshape(shape3)
+    if small:
+        # patches: one call (the per-call dispatch cost dominates at this size)
+        field = scipy.fft.irfftn(spec, s=shape3, axes=(0, 1, 2), norm="forward",
+                                 workers=1, overwrite_x=True)
+        if accumulate:
+            result += field
+        else:
+            result[...] = field
+        return result.reshape(tuple(shape)) if out is None else out
     # inverse transform along z in place, then 2D inverse real FFTs on chunks of
     # slices written straight into the result: peak memory = the half-spectrum
     # plus one chunk, instead of spectrum + full output + FFT scratch.
