@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-from ._config import JIT
+from ._config import JIT, PARALLEL_JIT
 from ._ssp import ssp_cdf
 
 _EPS = 1e-12
@@ -208,20 +208,27 @@ def max_intervals(code, p):
     return 1
 
 
-@numba.njit(**JIT)
+@numba.njit(**PARALLEL_JIT)
 def chord_area_integral(code, p, nbuf, y0, x0, h, ny, nx):
-    """Midpoint rule of the chord length over an ny x nx grid of step h (mm3)."""
-    lo = np.empty(nbuf)
-    hi = np.empty(nbuf)
-    total = 0.0
-    for j in range(ny):
+    """Midpoint rule of the chord length over an ny x nx grid of step h (mm3).
+
+    Rows run in parallel into their own slots and are summed afterwards in a
+    fixed order, so the result does not depend on the thread count.
+    """
+    rows = np.zeros(ny)
+    for j in numba.prange(ny):
+        lo = np.empty(nbuf)
+        hi = np.empty(nbuf)
         y = y0 + (j + 0.5) * h
         row = 0.0
         for i in range(nx):
             n = chords(code, p, y, x0 + (i + 0.5) * h, lo, hi)
             for q in range(n):
                 row += hi[q] - lo[q]
-        total += row
+        rows[j] = row
+    total = 0.0
+    for j in range(ny):
+        total += rows[j]
     return total * h * h
 
 

@@ -118,6 +118,12 @@ class _Shape:
             out[n] = bool(np.any((lo[:c] <= z) & (z <= hi[:c])))
         return out.reshape(pts.shape[:-1])
 
+    def _carry_volume(self, moved):
+        """Give a rigidly moved copy the already computed (numeric) volume."""
+        if "volume_mm3" in self.__dict__:
+            moved.__dict__["volume_mm3"] = self.__dict__["volume_mm3"]
+        return moved
+
     def _numeric_volume(self):
         p = self.params()
         nb = _rk.max_intervals(self.code, p)
@@ -402,12 +408,13 @@ class Tube(_Shape):
 
     def translated(self, offset_mm):
         o = np.asarray(_vec3("offset_mm", offset_mm))
-        return Tube(np.asarray(self.centreline_mm) + o, self.radius_mm)
+        return self._carry_volume(Tube(np.asarray(self.centreline_mm) + o, self.radius_mm))
 
     def rotated(self, matrix, about_mm=(0.0, 0.0, 0.0)):
         m = _rotation("matrix", matrix)
         a = np.asarray(_vec3("about_mm", about_mm))
-        return Tube((np.asarray(self.centreline_mm) - a) @ m.T + a, self.radius_mm)
+        return self._carry_volume(Tube((np.asarray(self.centreline_mm) - a) @ m.T + a,
+                                       self.radius_mm))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -485,12 +492,13 @@ class Blob(_Shape):
 
     def translated(self, offset_mm):
         o = np.asarray(_vec3("offset_mm", offset_mm))
-        return Blob(np.asarray(self.centres_mm) + o, self.radii_mm)
+        return self._carry_volume(Blob(np.asarray(self.centres_mm) + o, self.radii_mm))
 
     def rotated(self, matrix, about_mm=(0.0, 0.0, 0.0)):
         m = _rotation("matrix", matrix)
         a = np.asarray(_vec3("about_mm", about_mm))
-        return Blob((np.asarray(self.centres_mm) - a) @ m.T + a, self.radii_mm)
+        return self._carry_volume(Blob((np.asarray(self.centres_mm) - a) @ m.T + a,
+                                       self.radii_mm))
 
 
 SHAPES = (Sphere, Ellipsoid, Cylinder, Tube, Blob)

@@ -119,7 +119,9 @@ _SCRIPT = """
 import hashlib, numba
 from phantoms import *
 ph = Phantom(ThoraxBody(), [Lesion(Sphere((0, 0, 0), 2.0), 400.0, CardiacMotion((0, 1, 1), 50.0)),
-                            Lesion(Cylinder((1, 8, -6), 1.5, 3.0), 800.0)], z_extent_mm=(-9, 9))
+                            Lesion(Cylinder((1, 8, -6), 1.5, 3.0), 800.0),
+                            Lesion(Blob([(0, -8, 5), (0.5, -7.5, 5.6)], [1.0, 0.8]), 300.0)],
+             z_extent_mm=(-9, 9))
 p = get_protocol("low_dose_chest", matrix=128)
 scan, truth = simulate(ph, p, seed=42)
 patches, _ = simulate_patches(ph, p, seed=42)
@@ -127,6 +129,7 @@ h = hashlib.sha256(scan.values.tobytes())
 for q in patches:
     h.update(q.values.tobytes())
 h.update(truth.fraction_0.values.tobytes())
+h.update(truth.volume_mm3.values.tobytes())          # the blob's numeric volume too
 print(numba.get_num_threads(), h.hexdigest())
 """
 
@@ -141,3 +144,55 @@ def test_same_bytes_with_one_and_two_threads():
         assert threads == n
         out[n] = digest
     assert out["1"] == out["2"]
+
+
+# -- invariances (hypothesis, with the project's public strategies) ----------------------
+import dataclasses  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+
+from phantoms import strategies as pst  # noqa: E402
+
+# 160 x 0.49 mm = 78 mm: holds the strategies' placement region with its blur margin
+SMALL = get_protocol("calcium_scoring", matrix=160, noise_sd_hu=0.0)
+
+
+def _excess(ph, protocol=SMALL):
+    scan, truth = simulate(ph, protocol, seed=0, noise=False, fraction_maps=False)
+    bg, _ = simulate(dataclasses.replace(ph, lesions=()), protocol, seed=0, noise=False,
+                     fraction_maps=False)
+    return scan.values.astype(np.float64) - bg.values, truth
+
+
+@settings(max_examples=15)
+@given(ph=pst.phantoms(max_lesions=3, motion=True))
+def test_image_is_linear_in_density(ph):
+    double = dataclasses.replace(ph, lesions=tuple(
+        dataclasses.replace(l, density_mg_cm3=2 * l.density_mg_cm3) for l in ph.lesions))
+    e1, _ = _excess(ph)
+    e2, t2 = _excess(double)
+    np.testing.assert_allclose(e2, 2 * e1, atol=2e-3 * max(1.0, np.abs(e2).max()))
+
+
+@settings(max_examples=15)
+@given(ph=pst.phantoms(min_lesions=2, max_lesions=4, motion=True))
+def test_lesion_order_does_not_matter(ph):
+    rev = dataclasses.replace(ph, lesions=ph.lesions[::-1])
+    e1, t1 = _excess(ph)
+    e2, t2 = _excess(rev)
+    np.testing.assert_allclose(e2, e1, atol=1e-3)      # float32 addition order only
+    np.testing.assert_array_equal(t2.volume_mm3.values[::-1], t1.volume_mm3.values)
+
+
+@settings(max_examples=15)
+@given(ph=pst.phantoms(max_lesions=3))
+def test_shift_by_one_pixel_shifts_the_image(ph):
+    p = SMALL.pixel_mm
+    moved = dataclasses.replace(ph, lesions=tuple(
+        dataclasses.replace(l, shape=l.shape.translated((0.0, p, p))) for l in ph.lesions))
+    e1, _ = _excess(ph)
+    e2, _ = _excess(moved)
+    # equal up to the renderer's quadrature error: a pixel near a classification
+    # threshold may switch between one chord and supersampling when moved
+    assert e2.sum() == pytest.approx(e1.sum(), rel=2e-3)
+    np.testing.assert_allclose(e2[:, 1:, 1:], e1[:, :-1, :-1], atol=0.01 * np.abs(e1).max())
