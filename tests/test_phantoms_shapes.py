@@ -124,3 +124,17 @@ def test_errors():
         Blob([(0, 0, 0), (1, 1, 1)], [1.0])
     with pytest.raises(ValueError, match="semi_axes_mm must be a finite positive"):
         Ellipsoid((0, 0, 0), (1, 0, 1))
+
+
+def test_finely_sampled_arc_tube_follows_pappus():
+    # a tube swept along a smooth curve (curvature radius > r) has volume
+    # pi r^2 L + 4/3 pi r^3 (Pappus, plus the end caps); a polyline sampling
+    # of a quarter circle approaches it as the joints' turning angles shrink
+    R, r = 5.0, 0.5
+    errs = []
+    for n in (8, 32):
+        a = np.linspace(0, math.pi / 2, n + 1)
+        t = Tube(np.column_stack([np.full_like(a, 0.3), R * np.cos(a), R * np.sin(a)]), r)
+        pappus = math.pi * r * r * t.length_mm + 4 / 3 * math.pi * r ** 3
+        errs.append(abs(t.volume_mm3 / pappus - 1))
+    assert errs[0] < 1e-4 and errs[1] < errs[0]
