@@ -350,7 +350,10 @@ class Tube(_Shape):
     Notes
     -----
     Capsule volume: pi r^2 L + 4/3 pi r^3 (exact). N > 2: numeric, see the
-    module docstring (relative tolerance ``NUMERIC_VOLUME_RTOL``).
+    module docstring (relative tolerance ``NUMERIC_VOLUME_RTOL``). For a
+    smooth curved centreline pass a fine sampling of it: the volume then
+    approaches Pappus' pi r^2 L + 4/3 pi r^3 (5e-5 with 8 segments on a
+    quarter circle of radius 10 r).
 
     Examples
     --------
