@@ -118,6 +118,11 @@ def _scene(phantom, protocol, ss, *, reposition, translation_sd_mm, rotation_sd_
                  translation_x_mm=float(trans[2]), rotation_deg=angle,
                  rotation_axis_z=float(axis[0]), rotation_axis_y=float(axis[1]),
                  rotation_axis_x=float(axis[2]))
+    # where each calibration rod ends up (rotation, then the in-plane translation),
+    # so that an analysis can place its ROIs without redoing the transform
+    for i, rod in enumerate(rods):
+        extra[f"rod_{i}_centre_y_mm"] = float(rod.centre_yx_mm[0] + trans[1])
+        extra[f"rod_{i}_centre_x_mm"] = float(rod.centre_yx_mm[1] + trans[2])
     return scene, extra
 
 

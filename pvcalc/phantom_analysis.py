@@ -33,9 +33,11 @@ def rod_calibration(scan, phantom, *, margin_mm=ROD_ROI_MARGIN_MM) -> Calibratio
     Parameters
     ----------
     scan : xarray.DataArray
-        A scan made by :func:`phantoms.simulate` or :func:`phantoms.repeat`; its
-        attributes ``translation_y_mm`` / ``translation_x_mm`` (the repositioning,
-        0 if absent) move the rods, which run along z through the whole scan.
+        A scan made by :func:`phantoms.simulate` or :func:`phantoms.repeat`. The
+        rods run along z through the whole scan; their centres in this scan are
+        the attributes ``rod_<i>_centre_y_mm`` / ``_x_mm`` (repositioning
+        included), else the phantom's centres moved by ``translation_y_mm`` /
+        ``translation_x_mm`` (0 if absent).
     phantom : phantoms.Phantom
         The phantom, with one rod of density 0 (water) and one of density > 0 (HA).
     margin_mm : float, optional
@@ -46,24 +48,29 @@ def rod_calibration(scan, phantom, *, margin_mm=ROD_ROI_MARGIN_MM) -> Calibratio
     Calibration
         c_HA = rho_HA / (mean HU of the HA rod - mean HU of the water rod).
     """
-    water = [r for r in phantom.rods if r.density_mg_cm3 == 0]
-    ha = [r for r in phantom.rods if r.density_mg_cm3 > 0]
+    water = [i for i, r in enumerate(phantom.rods) if r.density_mg_cm3 == 0]
+    ha = [i for i, r in enumerate(phantom.rods) if r.density_mg_cm3 > 0]
     if not water or not ha:
         raise ValueError(
             f"phantom {phantom.name!r} needs a water rod (density 0) and an HA rod (density > 0) "
             "for a rod calibration; give a Calibration(c_ha_mg_cm3_per_hu=...) instead")
-    shift = np.array([float(scan.attrs.get("translation_y_mm", 0.0)),
-                      float(scan.attrs.get("translation_x_mm", 0.0))])
 
-    def roi(rod):
+    def roi(index):
+        rod = phantom.rods[index]
         radius = rod.radius_mm - margin_mm
         if radius <= 0:
             raise ValueError(f"rod of radius {rod.radius_mm} mm is too thin for a margin of "
                              f"{margin_mm} mm; use a smaller margin_mm")
-        return tuple(np.asarray(rod.centre_yx_mm, dtype=float) + shift), radius
+        key = f"rod_{index}_centre_%s_mm"
+        if key % "y" in scan.attrs:  # the rod's position in this scan, repositioning included
+            centre = (float(scan.attrs[key % "y"]), float(scan.attrs[key % "x"]))
+        else:
+            centre = (rod.centre_yx_mm[0] + float(scan.attrs.get("translation_y_mm", 0.0)),
+                      rod.centre_yx_mm[1] + float(scan.attrs.get("translation_x_mm", 0.0)))
+        return centre, radius
 
     return Calibration.from_rods(scan, roi(water[0]), roi(ha[0]),
-                                 ha_density_mg_cm3=ha[0].density_mg_cm3)
+                                 ha_density_mg_cm3=phantom.rods[ha[0]].density_mg_cm3)
 
 
 def score_lesions(scan, truth, *, calibration, preset="standard", margin_mm=2.0,
