@@ -26,6 +26,7 @@ import numpy as np
 import pydicom
 
 import pvcalc
+from _timing import median_time
 
 
 def plain_pydicom(folder):
@@ -37,15 +38,6 @@ def plain_pydicom(folder):
 
 def plain_nibabel(path):
     return np.array(nib.load(path).get_fdata(dtype=np.float32))  # into memory, not a memmap
-
-
-def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), out
 
 
 def main(argv=None):

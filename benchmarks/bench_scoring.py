@@ -19,6 +19,11 @@ import numpy as np
 from scipy import ndimage
 
 import pvcalc
+from _timing import median_time
+
+
+def median_seconds(fn, repeats):
+    return median_time(fn, repeats)[0]
 
 
 def make_volume(seed=0, shape=(64, 512, 512), n_lesions=40):
@@ -64,15 +69,6 @@ def label_only(vol):
         ndimage.label(vol[z] >= 130.0, structure=structure)
 
 
-def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -88,10 +84,10 @@ def main():
     if not np.isclose(res.total.agatston, ref, rtol=1e-9):
         raise SystemExit(f"mismatch: pvcalc {res.total.agatston} vs baseline {ref}")
     pvcalc.score(scan, parallel=True)
-    t_fast = median_time(lambda: pvcalc.score(scan), repeats_fast)
-    t_par = median_time(lambda: pvcalc.score(scan, parallel=True), repeats_fast)
-    t_base = median_time(lambda: baseline_agatston(vol, spacing), repeats_base)
-    t_label = median_time(lambda: label_only(vol), repeats_base)
+    t_fast = median_seconds(lambda: pvcalc.score(scan), repeats_fast)
+    t_par = median_seconds(lambda: pvcalc.score(scan, parallel=True), repeats_fast)
+    t_base = median_seconds(lambda: baseline_agatston(vol, spacing), repeats_base)
+    t_label = median_seconds(lambda: label_only(vol), repeats_base)
     print(f"scan {vol.shape} float32, {res.total.n_lesions} scored 2D lesions, "
           f"Agatston {res.total.agatston:.2f} (both agree); cores: {os.cpu_count()}")
     print(f"first call (compile or cache load): {t_first * 1e3:.0f} ms")

@@ -34,6 +34,7 @@ import tracemalloc
 
 import numpy as np
 from scipy import ndimage
+from _timing import median_time
 
 import phantoms
 from phantoms import (CardiacMotion, Cylinder, Lesion, Phantom, Sphere, ThoraxBody,
@@ -45,6 +46,10 @@ from phantoms.scanner import blur_inplane
 SHAPE = (64, 512, 512)
 TARGETS = dict(full_ms=250.0, speedup=6.0, patches_per_s=1000.0, memory_ratio=4.0,
                cold_start_s=3.0)
+
+
+def median_ms(fn, repeats):
+    return 1e3 * median_time(fn, repeats)[0]
 
 
 def bench_phantom():
@@ -61,15 +66,6 @@ def bench_phantom():
             if i % 2 == 0 else phantoms.Static()
         lesions.append(Lesion(shape, rho, motion=motion))
     return Phantom(ThoraxBody(), tuple(lesions), z_extent_mm=(-96.0, 96.0), name="bench20")
-
-
-def median_ms(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
 
 
 # -- the plain numpy/scipy baseline ------------------------------------------------------

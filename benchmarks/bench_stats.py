@@ -22,7 +22,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from _timing import median_time
 from pvcalc.stats import bland_altman, icc
+
+
+def median_seconds(fn, repeats):
+    return median_time(fn, repeats)[0]
 
 
 def make_data(n_subjects: int, seed: int = 0) -> pd.DataFrame:
@@ -86,15 +91,6 @@ def pandas_bland_altman(df: pd.DataFrame, subject: str, rater: str, value: str):
                           "loa_high_ci_low": bias + 1.96 * sd - t * se}])
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 subjects")
@@ -120,8 +116,8 @@ def main(argv=None):
             ("icc vs pandas", lambda: icc(df, **kw), lambda: pandas_icc(df, **kw)),
             ("bland_altman vs pd", lambda: bland_altman(df, **kw),
              lambda: pandas_bland_altman(df, **kw))):
-        t_ours = median_time(ours, args.repeats)
-        t_base = median_time(base, args.repeats)
+        t_ours = median_seconds(ours, args.repeats)
+        t_base = median_seconds(base, args.repeats)
         print(f"{name:<20}{t_ours:>12.4f}{t_base:>14.4f}{t_base / t_ours:>19.2f}")
     try:  # optional: pingouin itself, if the user has it (not a dependency)
         import pingouin
@@ -132,12 +128,12 @@ def main(argv=None):
                                       ratings="mass_mg")
         np.testing.assert_allclose(pg["ICC"].to_numpy(), ours_icc["icc"].to_numpy(),
                                    rtol=1e-9)
-        t_ours = median_time(lambda: icc(df, **kw), args.repeats)
-        t_pg = median_time(lambda: pingouin.intraclass_corr(
+        t_ours = median_seconds(lambda: icc(df, **kw), args.repeats)
+        t_pg = median_seconds(lambda: pingouin.intraclass_corr(
             df, targets="lesion", raters="repeat", ratings="mass_mg"), args.repeats)
         print(f"{'icc vs pingouin':<20}{t_ours:>12.4f}{t_pg:>14.4f}{t_pg / t_ours:>19.2f}")
     wide = df.pivot(index="lesion", columns="repeat", values="mass_mg").to_numpy()
-    t_arr = median_time(lambda: icc(wide), args.repeats)
+    t_arr = median_seconds(lambda: icc(wide), args.repeats)
     print(f"{'icc (n x 2 array)':<20}{t_arr:>12.4f}")
 
 
