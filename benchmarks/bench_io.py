@@ -19,7 +19,6 @@ import argparse
 import glob
 import os
 import tempfile
-import time
 
 import nibabel as nib
 import numpy as np

@@ -16,7 +16,6 @@ Run: ``python benchmarks/bench_stats.py`` (``--quick`` for 10,000 subjects,
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import pandas as pd

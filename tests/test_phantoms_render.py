@@ -1,8 +1,6 @@
 """Render kernels: slice profiles, occupancy vs slow references, rendered volumes."""
 
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,6 @@ from phantoms._ssp import BOX, GAUSSIAN, TRAPEZOID, ssp_cdf
 from phantoms.body import Rod, ThoraxBody, render_cross_section
 from phantoms.shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
 from phantoms.simulate import shape_occupancy
-sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: reach tests/ helpers
 import naive_render  # noqa: E402
 
 

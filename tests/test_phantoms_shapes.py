@@ -1,15 +1,12 @@
 """phantoms.shapes: exact volumes, numeric volumes, bounding boxes, transforms, errors."""
 
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
 from phantoms.shapes import NUMERIC_VOLUME_RTOL, Blob, Cylinder, Ellipsoid, Sphere, Tube
-sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: reach tests/ helpers
 from naive_render import inside  # noqa: E402
 
 R1 = Rotation.from_euler("zyx", [20, 35, -50], degrees=True).as_matrix()

@@ -1,7 +1,5 @@
 """Hypothesis properties of pvcalc.score: invariances, additivity, monotonicity."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,6 @@ from hypothesis import strategies as st
 import pvcalc
 from pvcalc.scoring import PRESETS
 
-sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: reach tests/ helpers
 from test_scoring_strategies import make, volumes  # noqa: E402
 
 CAL = pvcalc.Calibration(0.8)

@@ -1,7 +1,5 @@
 """pvcalc.score against the slow reference (tests/naive_scoring.py) on random volumes."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,6 @@ from hypothesis import strategies as st
 import pvcalc
 from pvcalc.scoring import PRESETS, ScoringPreset
 
-sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: reach tests/ helpers
 from naive_scoring import naive_score  # noqa: E402
 from test_scoring_strategies import make, volumes  # noqa: E402
 
