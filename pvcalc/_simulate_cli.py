@@ -4,8 +4,9 @@ Scans go out as NIfTI files or DICOM CT series through :func:`pvcalc.write_scan`
 so clinical and third-party software can score the same phantom; the truth of
 every repeat goes out as one CSV (one row per repeat x lesion, the scalar
 variables) and one netCDF file per repeat (everything, fraction maps included).
-Files are written as each repeat completes, and a repeat whose files already
-exist is skipped, so an interrupted run resumes where it stopped.
+Files are written as each repeat completes; a repeat's netCDF truth is written
+last and marks it complete, so a rerun skips complete repeats, replaces the
+remains of an interrupted one, and rebuilds the CSV from the netCDF files.
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ def write_simulation(name, *, protocol="calcium_scoring", seed=0, repeats=1,
         if truth_path.exists() and scan_path.exists():
             echo(f"  {stem}: already written, skipped")
             continue
-        pvcalc.write_scan(scan, scan_path)
+        # the truth file is written last and marks a complete repeat: a scan or label
+        # image without it is the remains of an interrupted run and is replaced
+        pvcalc.write_scan(scan, scan_path, overwrite=True)
         _write_label_image(scan, truth, folder / f"labels_{index + 1:03d}.nii.gz")
-        _write_truth_netcdf(truth, truth_path)
-        table = truth_table(truth).assign(repeat=index + 1, scan_file=scan_path.name)
-        table.to_csv(truth_csv, mode="a", header=not truth_csv.exists(), index=False)
+        _write_truth_netcdf(truth.assign_attrs(scan_file=scan_path.name), truth_path)
         echo(f"  {stem}: {scan.sizes['z']} x {scan.sizes['y']} x {scan.sizes['x']} voxels -> "
              f"{scan_path.name}, labels_{index + 1:03d}.nii.gz, {truth_path.name}")
+    _write_truth_table(folder, truth_csv)
     echo(f"truth table: {truth_csv}")
     echo(f"score a scan per lesion with: pvcalc score {folder / 'scan_001'}"
          f"{'.nii.gz' if file_format == 'nifti' else ''} --labels {folder / 'labels_001.nii.gz'}")
@@ -75,6 +77,21 @@ def truth_table(truth) -> pd.DataFrame:
     """The per-lesion scalar variables of a truth Dataset as a tidy table."""
     scalar = [v for v in truth.data_vars if truth[v].dims == ("lesion",)]
     return truth[scalar].to_dataframe().reset_index()
+
+
+def _write_truth_table(folder: Path, path: Path) -> None:
+    """One CSV row per repeat x lesion, rebuilt from every complete repeat's netCDF."""
+    import xarray as xr
+
+    tables = []
+    for nc in sorted(folder.glob("truth_[0-9][0-9][0-9].nc")):
+        with xr.open_dataset(nc) as truth:
+            repeat = int(nc.stem.split("_")[1])
+            tables.append(truth_table(truth.load()).assign(
+                repeat=repeat, scan_file=truth.attrs.get("scan_file", "")))
+    tmp = path.with_suffix(".csv.part")
+    pd.concat(tables, ignore_index=True).to_csv(tmp, index=False)
+    tmp.replace(path)
 
 
 def _write_label_image(scan, truth, path: Path) -> None:
@@ -87,7 +104,7 @@ def _write_label_image(scan, truth, path: Path) -> None:
     image.attrs = {"kvp": scan.attrs["kvp"], "slice_thickness_mm": scan.attrs["slice_thickness_mm"],
                    "units": "label", "label_names": {str(k): v for k, v in
                                                      labels.attrs["label_names"].items()}}
-    pvcalc.write_scan(image, path)
+    pvcalc.write_scan(image, path, overwrite=True)
 
 
 def _write_truth_netcdf(truth, path: Path) -> None:

@@ -104,6 +104,20 @@ def test_simulate_writes_scans_labels_truth_and_resumes(tmp_path, capsys):
     assert len(__import__("pandas").read_csv(out / "truth.csv")) == 27
 
 
+def test_simulate_replaces_the_remains_of_an_interrupted_repeat(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert main(["simulate", "cci", "--repeats", "2", "--format", "dicom", "--out", str(out)]) == 0
+    complete = sorted(p.name for p in (out / "scan_002").iterdir())
+    # an interruption after the DICOM series and before the truth of repeat 2
+    (out / "truth_002.nc").unlink()
+    for extra in list((out / "scan_002").iterdir())[:3]:
+        extra.unlink()
+    assert main(["simulate", "cci", "--repeats", "2", "--format", "dicom", "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "scan_002").iterdir()) == complete
+    table = __import__("pandas").read_csv(out / "truth.csv")
+    assert sorted(table["repeat"].unique()) == [1, 2] and len(table) == 18
+
+
 def test_simulated_dicom_series_scores_like_the_array(tmp_path):
     out = tmp_path / "sim"
     assert main(["simulate", "cci", "--format", "dicom", "--out", str(out)]) == 0
