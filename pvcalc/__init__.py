@@ -16,6 +16,15 @@ from pvcalc.io import read_scan, write_scan, read_labels, ScanFileError
 from pvcalc.scoring import (score, ScoreResult, ScoringPreset, PRESETS, Calibration,
                              risk_category, KVP_THRESHOLDS_HU, RISK_SCHEMES)
 # --- stats (pvcalc.stats) ---
-from pvcalc import stats  # noqa: E402,F401
+# imported on first use (it pulls in scipy.stats and statsmodels, about 0.5 s), so
+# that `pvcalc score` starts fast; `pvcalc.stats` and `from pvcalc import stats` work
+
+
+def __getattr__(name):
+    if name == "stats":
+        import importlib
+
+        return importlib.import_module("pvcalc.stats")
+    raise AttributeError(f"module 'pvcalc' has no attribute {name!r}")
 
 __version__ = "0.1.0"
