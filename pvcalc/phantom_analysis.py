@@ -137,7 +137,9 @@ def qrm_reference_scores(body=None, *, repeats_only=True) -> pd.DataFrame:
     pandas.DataFrame
         One row per scan x insert of ``pvcalc/data/qrm_cci_clinical_scores.csv``
         with ``insert`` in pvcalc's lower-case spelling (``large_hd``...) and a
-        ``mass_ratio`` column (mass score / true mass).
+        ``mass_ratio`` column (mass score / true mass). The Philips scans have no
+        volume scores in the source (recorded there as 0 for every insert); they
+        are NaN here, so means of the volume score skip them.
 
     Notes
     -----
@@ -153,6 +155,12 @@ def qrm_reference_scores(body=None, *, repeats_only=True) -> pd.DataFrame:
         table = table[table["body"] == body]
     if repeats_only:
         table = table[table["body"].isin(["small", "large"])]
+    # A scanner whose volume scores are all 0 while its Agatston scores are not has no
+    # volume scores in the source tables (the Philips rows): a scored lesion always has
+    # a volume. Those zeros are missing values, not measurements.
+    scored = table.groupby("scanner")["agatston"].transform("max") > 0
+    no_volume = table.groupby("scanner")["volume_score_mm3"].transform("max") == 0
+    table = table.assign(volume_score_mm3=table["volume_score_mm3"].where(~(scored & no_volume)))
     return table.assign(insert=table["insert"].str.lower(),
                         mass_ratio=table["mass_score_mg"] / table["true_mass_mg"]
                         ).reset_index(drop=True)

@@ -78,3 +78,16 @@ def test_truth_labels_cover_each_footprint_and_spheres_refuse_overlap(cci_noise_
         assert np.all(sub.values[patch.values > 0] == i + 1)
     with pytest.raises(ValueError, match="overlap; use a smaller radius_mm"):
         spherical_roi_labels(scan, [(0, 0, 0), (0, 0, 1.0)], 2.0)
+
+
+def test_reference_marks_the_missing_philips_volume_scores():
+    from pvcalc.phantom_analysis import qrm_reference_scores
+
+    table = qrm_reference_scores()
+    philips = table["scanner"].str.startswith("Philips")
+    assert table.loc[philips, "volume_score_mm3"].isna().all()
+    # the other scanners keep their zeros (missed inserts) as measurements
+    others = table.loc[~philips]
+    assert others["volume_score_mm3"].notna().all()
+    assert ((others["volume_score_mm3"] == 0) == (others["agatston"] == 0)).mean() > 0.95
+    assert set(table["body"]) == {"small", "large"} and len(table) == 4 * 2 * 5 * 9
