@@ -56,20 +56,16 @@ def _count_slice(vol, lab, has_labels, thr, z, counts):
             counts[z, y] = c
 
 
-@numba.njit(**PARALLEL_JIT)
-def _count_runs_parallel(vol, lab, has_labels, thr):
+def _count_runs(vol, lab, has_labels, thr):
     counts = np.zeros(vol.shape[:2], dtype=np.int32)
     for z in numba.prange(vol.shape[0]):
         _count_slice(vol, lab, has_labels, thr, z, counts)
     return counts
 
 
-@numba.njit(**JIT)
-def _count_runs_serial(vol, lab, has_labels, thr):
-    counts = np.zeros(vol.shape[:2], dtype=np.int32)
-    for z in range(vol.shape[0]):
-        _count_slice(vol, lab, has_labels, thr, z, counts)
-    return counts
+# one body, compiled twice: numba.prange is a plain range without parallel=True
+_count_runs_parallel = numba.njit(**PARALLEL_JIT)(_count_runs)
+_count_runs_serial = numba.njit(**JIT)(_count_runs)
 
 
 @numba.njit(**JIT)
@@ -163,8 +159,7 @@ def _fill_slice(vol, lab, has_labels, thr, row_start, d, z, x0, x1, rlab, rsum, 
     n_comp[z] = c
 
 
-@numba.njit(**PARALLEL_JIT)
-def _fill_runs_parallel(vol, lab, has_labels, thr, row_start, conn8):
+def _fill_runs(vol, lab, has_labels, thr, row_start, conn8):
     nz, ny, nx = vol.shape
     n_runs = row_start[-1]
     x0 = np.empty(n_runs, dtype=np.int32)
@@ -182,23 +177,9 @@ def _fill_runs_parallel(vol, lab, has_labels, thr, row_start, conn8):
     return x0, x1, rlab, rsum, rmax, comp_local, n_comp
 
 
-@numba.njit(**JIT)
-def _fill_runs_serial(vol, lab, has_labels, thr, row_start, conn8):
-    nz, ny, nx = vol.shape
-    n_runs = row_start[-1]
-    x0 = np.empty(n_runs, dtype=np.int32)
-    x1 = np.empty(n_runs, dtype=np.int32)
-    rlab = np.zeros(n_runs, dtype=np.int32)
-    rsum = np.empty(n_runs, dtype=np.float64)
-    rmax = np.empty(n_runs, dtype=np.float32)
-    parent = np.empty(n_runs, dtype=np.int64)
-    comp_local = np.empty(n_runs, dtype=np.int64)
-    n_comp = np.zeros(nz, dtype=np.int64)
-    d = 1 if conn8 else 0
-    for z in range(nz):
-        _fill_slice(vol, lab, has_labels, thr, row_start, d, z, x0, x1, rlab, rsum, rmax,
-                    parent, comp_local, n_comp)
-    return x0, x1, rlab, rsum, rmax, comp_local, n_comp
+# one body, compiled twice: numba.prange is a plain range without parallel=True
+_fill_runs_parallel = numba.njit(**PARALLEL_JIT)(_fill_runs)
+_fill_runs_serial = numba.njit(**JIT)(_fill_runs)
 
 
 @numba.njit(**JIT)
@@ -221,8 +202,7 @@ def _stats_slice(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start
             label[c] = rlab[r]
 
 
-@numba.njit(**PARALLEL_JIT)
-def _component_stats_parallel(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start):
+def _component_stats(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start):
     nz = comp_start.size - 1
     n = comp_start[-1]
     count = np.zeros(n, dtype=np.int64)
@@ -239,22 +219,9 @@ def _component_stats_parallel(row_start, ny, x0, x1, rlab, rsum, rmax, comp_loca
     return count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp
 
 
-@numba.njit(**JIT)
-def _component_stats_serial(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start):
-    nz = comp_start.size - 1
-    n = comp_start[-1]
-    count = np.zeros(n, dtype=np.int64)
-    hu_sum = np.zeros(n, dtype=np.float64)
-    peak = np.full(n, -np.inf, dtype=np.float64)
-    sum_y = np.zeros(n, dtype=np.float64)
-    sum_x = np.zeros(n, dtype=np.float64)
-    label = np.zeros(n, dtype=np.int32)
-    slice_index = np.empty(n, dtype=np.int64)
-    run_comp = np.empty(x0.size, dtype=np.int64)
-    for z in range(nz):
-        _stats_slice(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start, z,
-                     count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp)
-    return count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp
+# one body, compiled twice: numba.prange is a plain range without parallel=True
+_component_stats_parallel = numba.njit(**PARALLEL_JIT)(_component_stats)
+_component_stats_serial = numba.njit(**JIT)(_component_stats)
 
 
 @numba.njit(**JIT)
