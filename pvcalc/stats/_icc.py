@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame, _groups,
+                                    _matrix_to_long,
                                     _pivot_wide, _where)
 
 __all__ = ["icc"]
@@ -232,19 +233,7 @@ def icc(data, *, subject: str = "subject", rater: str = "rater", value: str = "v
     if missing not in ("raise", "drop"):
         raise ValueError(f"icc: missing must be 'raise' or 'drop', got {missing!r}.")
     if not isinstance(data, pd.DataFrame):
-        try:
-            y = np.asarray(data, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(
-                "icc: data must be a long DataFrame or a numeric (n_subjects, n_raters) "
-                f"array, got {type(data).__name__}.") from None
-        if y.ndim != 2:
-            raise ValueError(
-                f"icc: an array input must be 2-D (n_subjects, n_raters), got shape "
-                f"{y.shape}; reshape or pass a long DataFrame.")
-        n, k = y.shape
-        data = pd.DataFrame({"subject": np.repeat(np.arange(n), k),
-                             "rater": np.tile(np.arange(k), n), "value": y.ravel()})
+        data = _matrix_to_long(data, func=func, columns="n_raters")
         subject, rater, value, groupby = "subject", "rater", "value", None
     groupby = _as_groupby(groupby)
     _check_frame(data, {"subject": subject, "rater": rater, "value": value,

@@ -7,6 +7,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame,
+                                    _matrix_to_long,
                                     _finite_values, _groups, _pairs, _where)
 
 __all__ = ["interscan_difference", "interscan_summary", "repeatability"]
@@ -216,18 +217,7 @@ def repeatability(data, *, subject: str = "subject", value: str = "value",
     func = "repeatability"
     alpha = _check_alpha(alpha)
     if not isinstance(data, pd.DataFrame):
-        try:
-            y = np.asarray(data, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(
-                "repeatability: data must be a long DataFrame or a numeric "
-                f"(n_subjects, n_repeats) array, got {type(data).__name__}.") from None
-        if y.ndim != 2:
-            raise ValueError(
-                f"repeatability: an array input must be 2-D (n_subjects, n_repeats), got "
-                f"shape {y.shape}.")
-        n, k = y.shape
-        data = pd.DataFrame({"subject": np.repeat(np.arange(n), k), "value": y.ravel()})
+        data = _matrix_to_long(data, func=func, columns="n_repeats")
         subject, value, groupby = "subject", "value", None
     groupby = _as_groupby(groupby)
     _check_frame(data, {"subject": subject, "value": value, "groupby": groupby},

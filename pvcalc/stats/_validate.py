@@ -120,6 +120,23 @@ def _two_arrays(a, b, *, func: str, **kw):
     return a, b
 
 
+def _matrix_to_long(data, *, func: str, columns: str) -> pd.DataFrame:
+    """A (n_subjects, n_columns) numeric array as a long table (subject, rater, value)."""
+    try:
+        y = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{func}: data must be a long DataFrame or a numeric (n_subjects, {columns}) "
+            f"array, got {type(data).__name__}.") from None
+    if y.ndim != 2:
+        raise ValueError(
+            f"{func}: an array input must be 2-D (n_subjects, {columns}), got shape "
+            f"{y.shape}; reshape or pass a long DataFrame.")
+    n, k = y.shape
+    return pd.DataFrame({"subject": np.repeat(np.arange(n), k),
+                         "rater": np.tile(np.arange(k), n), "value": y.ravel()})
+
+
 def _groups(data: pd.DataFrame, groupby: list):
     """Yield (key_dict, sub_frame) for each group (one group if groupby empty)."""
     if not groupby:
