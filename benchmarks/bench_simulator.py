@@ -40,7 +40,7 @@ from phantoms import (CardiacMotion, Cylinder, Lesion, Phantom, Sphere, ThoraxBo
                       get_protocol, simulate, simulate_patches)
 from phantoms.materials import hu_per_mg_cm3
 from phantoms.noise import noise_field
-from phantoms.scanner import blur_inplane
+from phantoms.psf import blur_inplane
 
 SHAPE = (64, 512, 512)
 TARGETS = dict(full_ms=250.0, speedup=6.0, patches_per_s=1000.0, memory_ratio=4.0,

@@ -47,7 +47,7 @@ def render_gallery(out_dir=IMG, *, seed=7, velocity_mm_s=40.0):
     import matplotlib.pyplot as plt
 
     from phantoms.library import cci_phantom
-    from phantoms.scanner import get_protocol
+    from phantoms.protocol import get_protocol
     from phantoms.simulate import simulate
 
     cs = get_protocol("calcium_scoring")
@@ -115,7 +115,7 @@ def render_patient(out_dir=IMG, *, seed=5):
     import matplotlib.pyplot as plt
 
     from phantoms.library import coronary_centrelines, virtual_patient
-    from phantoms.scanner import get_protocol
+    from phantoms.protocol import get_protocol
     from phantoms.simulate import simulate
 
     p = virtual_patient(seed, risk_category=4)

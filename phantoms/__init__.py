@@ -18,7 +18,8 @@ from .body import Rod, ThoraxBody, render_cross_section
 from .phantom import Lesion, Phantom
 
 # --- scanner (protocols, PSF, noise) ---
-from .scanner import PROTOCOLS, Protocol, blur_inplane, get_protocol, noise_sd_from_mas
+from .protocol import PROTOCOLS, Protocol, get_protocol, noise_sd_from_mas
+from .psf import blur_inplane
 from .noise import noise_field
 
 # --- pipeline ---

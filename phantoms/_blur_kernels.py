@@ -1,6 +1,6 @@
 """numba kernels for the separable in-plane Gaussian blur (no validation here).
 
-The public wrapper is :func:`phantoms.scanner.blur_inplane`. Layout: a float32
+The public wrapper is :func:`phantoms.psf.blur_inplane`. Layout: a float32
 (Z, Y, X) C-contiguous volume; each slice is blurred along y (rows combined as
 whole contiguous rows, so the inner loop over x vectorises) into a per-thread
 slice buffer, then along x from a per-thread row padded with 'nearest' values.

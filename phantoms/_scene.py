@@ -20,7 +20,7 @@ from ._truth import build_truth
 from .body import render_cross_section
 from .materials import hu_per_mg_cm3
 from .motion import ConstantVelocity, acquisition_times
-from .scanner import blur_inplane
+from .psf import blur_inplane
 
 #: Relative linearity tolerance of the chord end points for a pixel to be
 #: rendered with one chord (see ``_render_kernels.render_occupancy``).

@@ -48,6 +48,7 @@ from phantoms._noise_kernels import (_shaped_half_spectrum_parallel,
                                      _shaped_half_spectrum_serial)
 from phantoms._rng import split_key
 from phantoms._ssp import SSP_KINDS, ssp_cdf, ssp_half_support_mm
+from phantoms.protocol import Protocol
 
 #: Number of FFT worker threads for large fields (the machines have 2 cores).
 FFT_WORKERS = 2
@@ -153,9 +154,8 @@ def _check_shape(shape):
 
 
 def _protocol_key(protocol):
-    from phantoms.scanner import Protocol
     if not isinstance(protocol, Protocol):
-        raise TypeError(f"protocol must be a phantoms.scanner.Protocol (e.g. "
+        raise TypeError(f"protocol must be a phantoms.Protocol (e.g. "
                         f"get_protocol('calcium_scoring')), got {type(protocol).__name__}")
     return (protocol.pixel_mm, protocol.increment_mm, protocol.slice_thickness_mm,
             protocol.slice_profile, protocol.nps_peak_per_mm)
@@ -168,7 +168,7 @@ def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
     ----------
     shape : tuple of int
         (Z, Y, X), or (Y, X) for one slice.
-    protocol : phantoms.scanner.Protocol
+    protocol : phantoms.Protocol
         Uses ``noise_sd_hu``, ``pixel_mm``, ``increment_mm``,
         ``slice_thickness_mm``, ``slice_profile`` and ``nps_peak_per_mm``.
     seed : int
@@ -194,7 +194,7 @@ def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
 
     Examples
     --------
-    >>> from phantoms.scanner import get_protocol
+    >>> from phantoms import get_protocol
     >>> n = noise_field((4, 64, 64), get_protocol("calcium_scoring"), seed=1)
     >>> n.dtype, n.shape, 15 < float(n.std()) < 25
     (dtype('float32'), (4, 64, 64), True)

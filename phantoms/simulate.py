@@ -34,7 +34,7 @@ from ._scene import (NONLINEARITY_RTOL, _make_scan, _Scene, shape_occupancy,  # 
 from .motion import ConstantVelocity
 from .noise import noise_field
 from .phantom import Lesion, Phantom
-from .scanner import Protocol
+from .protocol import Protocol
 
 #: Defaults of the interscan repositioning (see :func:`repeat`).
 TRANSLATION_SD_MM = (1.5, 1.0, 1.0)
@@ -46,7 +46,7 @@ def _check_inputs(phantom, protocol, seed):
     if not isinstance(phantom, Phantom):
         raise TypeError(f"phantom must be a phantoms.Phantom, got {type(phantom).__name__}")
     if not isinstance(protocol, Protocol):
-        raise TypeError("protocol must be a phantoms.scanner.Protocol (e.g. "
+        raise TypeError("protocol must be a phantoms.Protocol (e.g. "
                         f"get_protocol('calcium_scoring')), got {type(protocol).__name__}")
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise TypeError(f"seed must be a non-negative integer, got {seed!r}; pass e.g. seed=0")
@@ -151,7 +151,7 @@ def simulate(phantom, protocol, *, seed, noise=True, mode="full", n_time_samples
     ----------
     phantom : Phantom
         Body, rods and lesions (nominal positions: no repositioning here).
-    protocol : phantoms.scanner.Protocol
+    protocol : phantoms.Protocol
         Acquisition and reconstruction (see ``phantoms.get_protocol``).
     seed : int
         Seed of everything random (non-gated cardiac phase, noise).

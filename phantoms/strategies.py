@@ -6,7 +6,7 @@ Composable, importable strategies in the style of ``xarray.testing.strategies``:
   density, orientation, optional motion);
 - :func:`phantoms` -- a :class:`~phantoms.phantom.Phantom` with non-overlapping
   lesions in the soft tissue of a thorax body;
-- :func:`protocols` -- a :class:`~phantoms.scanner.Protocol` within physical
+- :func:`protocols` -- a :class:`~phantoms.protocol.Protocol` within physical
   ranges, starting from a preset;
 - :func:`scans` -- ``(scan, truth)`` from :func:`phantoms.simulate_patches`
   (default, a few ms per example) or :func:`phantoms.simulate`.
@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from phantoms.body import ThoraxBody
 from phantoms.motion import CardiacMotion, ConstantVelocity, Static
 from phantoms.phantom import Lesion, Phantom
-from phantoms.scanner import PROTOCOLS, Protocol
+from phantoms.protocol import PROTOCOLS, Protocol
 from phantoms.shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
 
 #: Shape kinds in shrinking order (simplest first).

@@ -8,7 +8,7 @@ Public API (see the docs for each):
 - statistics: :mod:`pvcalc.stats`
 """
 
-from pvcalc._scan import make_scan, validate_scan, scan_spacing_mm, scan_origin_mm
+from pvcalc.scan import make_scan, validate_scan, scan_spacing_mm, scan_origin_mm
 
 # --- io (pvcalc.io) ---
 from pvcalc.io import read_scan, write_scan, read_labels, ScanFileError

@@ -5,8 +5,9 @@ import pytest
 
 import phantoms
 import pvcalc
-from pvcalc.lesions import spherical_roi_labels, truth_roi_labels
-from pvcalc.phantom_analysis import rod_calibration, score_lesions
+from pvcalc.rois import spherical_roi_labels, truth_roi_labels
+from pvcalc.calibration import rod_calibration
+from pvcalc.evaluation import score_lesions
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_truth_labels_cover_each_footprint_and_spheres_refuse_overlap(cci_noise_
 
 
 def test_reference_marks_the_missing_philips_volume_scores():
-    from pvcalc.phantom_analysis import qrm_reference_scores
+    from pvcalc.reference import qrm_reference_scores
 
     table = qrm_reference_scores()
     philips = table["scanner"].str.startswith("Philips")

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage, special
 
 from phantoms._blur_kernels import gaussian_taps
-from phantoms.scanner import blur_inplane
+from phantoms.psf import blur_inplane
 
 
 def _reference(vol, taps_y, taps_x):

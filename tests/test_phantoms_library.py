@@ -286,7 +286,7 @@ def _artery_mask(scan, radius_mm=12.0):
 def test_population_clinical_scores_land_in_target_categories():
     """Simulate + clinically score one block of five patients (one per category)."""
     import pvcalc
-    from phantoms.scanner import get_protocol
+    from phantoms.protocol import get_protocol
     from phantoms.simulate import simulate
 
     protocol = get_protocol("calcium_scoring", matrix=320)

@@ -8,7 +8,7 @@ from _threads import output_with_threads
 from scipy import stats
 
 from phantoms.noise import noise_field, noise_model, ssp_autocorrelation
-from phantoms.scanner import PROTOCOLS, Protocol, get_protocol
+from phantoms.protocol import PROTOCOLS, Protocol, get_protocol
 
 
 @pytest.mark.parametrize("name", sorted(PROTOCOLS))
@@ -123,7 +123,7 @@ def test_same_seed_same_bytes_different_seed_independent():
 
 
 def test_same_bytes_with_one_or_two_threads():
-    code = ("import hashlib, numpy as np; from phantoms.scanner import get_protocol, noise_field, "
+    code = ("import hashlib, numpy as np; from phantoms import get_protocol, noise_field, "
             "blur_inplane; p = get_protocol('thin_slice_cscT'); n = noise_field((10, 96, 90), p, "
             "seed=123, stream=4); b = blur_inplane(n, 1.3, 0.49); "
             "print(hashlib.sha256(n.tobytes() + b.tobytes()).hexdigest())")
@@ -146,7 +146,7 @@ def test_noise_free_and_accumulate_and_2d():
 @pytest.mark.parametrize("args,kwargs,exc,match", [
     (((4, 0, 4),), {}, ValueError, r"shape must be \(Z, Y, X\) or \(Y, X\) with every size >= 1"),
     (((4, 4.5, 4),), {}, TypeError, "shape must be a tuple of ints"),
-    (((4, 8, 8), "calcium_scoring"), {}, TypeError, "protocol must be a phantoms.scanner.Protocol"),
+    (((4, 8, 8), "calcium_scoring"), {}, TypeError, "protocol must be a phantoms.Protocol"),
     (((4, 8, 8),), {"out": np.zeros((4, 8, 8))}, ValueError, "out must be a C-contiguous float32 ndarray"),
     (((4, 8, 8),), {"accumulate": True}, ValueError, "accumulate=True needs out="),
     (((4, 8, 8),), {"seed": -1}, ValueError, "seed must be an integer"),

@@ -143,7 +143,7 @@ def test_errors():
         simulate(ph, PROTOCOL, seed=1.5)
     with pytest.raises(TypeError, match="phantom must be a phantoms.Phantom"):
         simulate("cci", PROTOCOL, seed=0)
-    with pytest.raises(TypeError, match="protocol must be a phantoms.scanner.Protocol"):
+    with pytest.raises(TypeError, match="protocol must be a phantoms.Protocol"):
         simulate(ph, "calcium_scoring", seed=0)
     with pytest.raises(ValueError, match="mode must be 'full' or 'patches'"):
         simulate(ph, PROTOCOL, seed=0, mode="slab")

@@ -10,7 +10,7 @@ from phantoms import strategies as pst
 from phantoms.materials import hu_per_mg_cm3
 from phantoms.motion import Static
 from phantoms.phantom import Phantom
-from phantoms.scanner import PROTOCOLS, Protocol
+from phantoms.protocol import PROTOCOLS, Protocol
 from phantoms.shapes import Sphere
 
 FIND = settings(database=None, phases=(Phase.generate, Phase.shrink))

@@ -24,7 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 import phantoms
-from pvcalc.phantom_analysis import qrm_reference_scores, rod_calibration, score_lesions
+from pvcalc.reference import qrm_reference_scores
+from pvcalc.calibration import rod_calibration
+from pvcalc.evaluation import score_lesions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCORES = ["agatston", "volume_score_mm3", "mass_score_mg"]

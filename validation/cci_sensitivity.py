@@ -22,7 +22,9 @@ import sys
 import pandas as pd
 
 import phantoms
-from pvcalc.phantom_analysis import qrm_reference_scores, rod_calibration, score_lesions
+from pvcalc.reference import qrm_reference_scores
+from pvcalc.calibration import rod_calibration
+from pvcalc.evaluation import score_lesions
 
 INSERTS = ["large_hd", "medium_hd", "large_md", "medium_md", "large_ld", "medium_ld"]
 

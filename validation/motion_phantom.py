@@ -10,7 +10,7 @@ Command::
     python validation/motion_phantom.py --profile cardiac       # cardiac-like profile, gated
 
 Each insert is scored with the standard preset inside its own region of interest: its
-time-averaged footprint (the smear) grown by 2 mm (``pvcalc.phantom_analysis``).
+time-averaged footprint (the smear) grown by 2 mm (``pvcalc.rois.truth_roi_labels``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 
 import phantoms
 from pvcalc import Calibration
-from pvcalc.phantom_analysis import score_lesions
+from pvcalc.evaluation import score_lesions
 
 #: The motion phantom has no calibration rods; mass is not reported here, so any
 #: plausible factor serves (the simulator's own 1 / k(120 kVp)).

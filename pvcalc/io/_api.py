@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pvcalc._scan import DIMS, make_scan, scan_origin_mm, scan_spacing_mm, validate_scan
+from pvcalc.scan import DIMS, make_scan, scan_origin_mm, scan_spacing_mm, validate_scan
 from pvcalc.io._dicom_read import read_dicom
 from pvcalc.io._dicom_write import write_dicom
 from pvcalc.io._errors import ScanFileError, check_exists

@@ -13,7 +13,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMEN
 from pydicom.uid import generate_uid
 from pydicom.valuerep import format_number_as_ds
 
-from pvcalc._scan import scan_origin_mm, scan_spacing_mm
+from pvcalc.scan import scan_origin_mm, scan_spacing_mm
 
 #: Stored values use at most this many of the 65536 int16 codes, leaving a margin.
 _CODES = 65532

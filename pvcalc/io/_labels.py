@@ -7,7 +7,7 @@ import os
 import numpy as np
 import xarray as xr
 
-from pvcalc._scan import DIMS, scan_spacing_mm, validate_scan
+from pvcalc.scan import DIMS, scan_spacing_mm, validate_scan
 from pvcalc.io._errors import ScanFileError, check_exists
 
 #: Default names of the common coronary labelling scheme (left main, left

@@ -7,7 +7,7 @@ See docs/scoring.md for the conventions, presets and column glossary.
 """
 
 from pvcalc.scoring._presets import KVP_THRESHOLDS_HU, PRESETS, ScoringPreset
-from pvcalc.scoring._calibration import Calibration
+from pvcalc.calibration import Calibration
 from pvcalc.scoring._risk import RISK_SCHEMES, risk_category
 from pvcalc.scoring._result import ScoreResult, ScoreTotal
 from pvcalc.scoring._agatston import score

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pvcalc._scan import DIMS, scan_spacing_mm, validate_scan
+from pvcalc.scan import DIMS, scan_spacing_mm, validate_scan
 from pvcalc.scoring import _label_kernels as _k
-from pvcalc.scoring._calibration import Calibration
+from pvcalc.calibration import Calibration
 from pvcalc.scoring._presets import resolve_preset
 from pvcalc.scoring._result import ScoreResult, ScoreTotal
 from pvcalc.scoring._risk import RISK_SCHEMES, risk_category

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from pvcalc._scan import validate_scan
+from pvcalc.scan import validate_scan
 
 
 def spherical_roi_labels(scan, centres_mm, radius_mm, *, names=None) -> xr.DataArray:
@@ -110,7 +110,7 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
     """
     from scipy import ndimage
 
-    from pvcalc._scan import scan_spacing_mm
+    from pvcalc.scan import scan_spacing_mm
 
     validate_scan(scan)
     if "lesion" not in truth.dims:

@@ -97,7 +97,7 @@ def _write_truth_table(folder: Path, path: Path) -> None:
 def _write_label_image(scan, truth, path: Path) -> None:
     """Lesion ROIs (footprint + 2 mm) as a NIfTI label image with names in its JSON sidecar."""
     import pvcalc
-    from pvcalc.lesions import truth_roi_labels
+    from pvcalc.rois import truth_roi_labels
 
     labels = truth_roi_labels(scan, truth)
     image = scan.copy(data=labels.values.astype("float32"))
@@ -115,3 +115,10 @@ def _write_truth_netcdf(truth, path: Path) -> None:
     tmp = path.with_suffix(".nc.part")
     clean.to_netcdf(tmp)
     tmp.replace(path)
+
+
+def run(args) -> int:
+    """``pvcalc simulate NAME``: write simulated scans (NIfTI or DICOM) and truth (CSV + netCDF)."""
+    write_simulation(args.name, protocol=args.protocol, seed=args.seed, repeats=args.repeats,
+                     file_format=args.format, out=args.out, echo=print)
+    return 0

@@ -15,7 +15,6 @@ prints one line ``pvcalc: error: ...`` on stderr and exits with status 2;
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 #: Exceptions that mean "the user gave us something we cannot use". Anything
@@ -60,8 +59,6 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from pvcalc import _cli_commands as commands
-
     p = sub.add_parser("demo", parents=[common],
                        help="simulate the calcification-insert phantom and score it")
     p.add_argument("--repeats", type=_positive_int, default=3,
@@ -73,7 +70,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="use the large body (400 x 300 mm extension ring)")
     p.add_argument("--out", default=None,
                    help="folder for the report (report.md, per-insert CSV); default: print only")
-    p.set_defaults(func=commands.demo)
+    p.set_defaults(func=_command("demo"))
 
     p = sub.add_parser("score", parents=[common],
                        help="clinical calcium scores of a DICOM series or NIfTI file")
@@ -92,10 +89,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="output format (default table)")
     p.add_argument("--lesions", action="store_true",
                    help="with --format table: also list every lesion")
-    p.set_defaults(func=commands.score)
+    p.set_defaults(func=_command("score"))
 
     p = sub.add_parser("presets", parents=[common], help="list the scoring presets")
-    p.set_defaults(func=commands.presets)
+    p.set_defaults(func=_command("presets"))
 
     p = sub.add_parser("simulate", parents=[common],
                        help="simulate a named phantom and write scans and truth")
@@ -107,7 +104,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("nifti", "dicom"), default="nifti",
                    help="scan file format (default nifti)")
     p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=commands.simulate)
+    p.set_defaults(func=_command("simulate"))
     return parser
 
 
@@ -121,9 +118,12 @@ def _positive_int(text):
     return value
 
 
-def print_json(obj) -> None:
-    print(json.dumps(obj, indent=2, default=float))
+def _command(name):
+    """The ``run`` function of subcommand module ``pvcalc.cli.<name>``, imported when called."""
+    def run(args):
+        import importlib
+
+        return importlib.import_module(f"pvcalc.cli.{name}").run(args)
+    return run
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

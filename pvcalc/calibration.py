@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from pvcalc._scan import validate_scan
+from pvcalc.scan import validate_scan
 
 #: c_HA values outside this range (mg HA cm^-3 HU^-1) trigger a warning: four
 #: vendors' 120 kVp scanners measure 0.71-0.91 (see docs/scoring.md), lower kVp
@@ -194,3 +194,54 @@ def _roi_mask(scan, roi, name):
     if n == 0:
         raise ValueError(f"{name} contains no voxel of the scan; check its centre and radius")
     return mask
+
+
+#: Calibration ROIs are the rod's cross-section shrunk by this margin (mm), which
+#: keeps the blurred rod edge out of the mean.
+ROD_ROI_MARGIN_MM = 2.0
+
+
+def rod_calibration(scan, phantom, *, margin_mm=ROD_ROI_MARGIN_MM) -> Calibration:
+    """Mass calibration of a simulated scan from its phantom's water and HA rods.
+
+    Parameters
+    ----------
+    scan : xarray.DataArray
+        A scan made by :func:`phantoms.simulate` or :func:`phantoms.repeat`. The
+        rods run along z through the whole scan; their centres in this scan are
+        the attributes ``rod_<i>_centre_y_mm`` / ``_x_mm`` (repositioning
+        included), else the phantom's centres moved by ``translation_y_mm`` /
+        ``translation_x_mm`` (0 if absent).
+    phantom : phantoms.Phantom
+        The phantom, with one rod of density 0 (water) and one of density > 0 (HA).
+    margin_mm : float, optional
+        ROI radius = rod radius - margin. Default 2 mm.
+
+    Returns
+    -------
+    Calibration
+        c_HA = rho_HA / (mean HU of the HA rod - mean HU of the water rod).
+    """
+    water = [i for i, r in enumerate(phantom.rods) if r.density_mg_cm3 == 0]
+    ha = [i for i, r in enumerate(phantom.rods) if r.density_mg_cm3 > 0]
+    if not water or not ha:
+        raise ValueError(
+            f"phantom {phantom.name!r} needs a water rod (density 0) and an HA rod (density > 0) "
+            "for a rod calibration; give a Calibration(c_ha_mg_cm3_per_hu=...) instead")
+
+    def roi(index):
+        rod = phantom.rods[index]
+        radius = rod.radius_mm - margin_mm
+        if radius <= 0:
+            raise ValueError(f"rod of radius {rod.radius_mm} mm is too thin for a margin of "
+                             f"{margin_mm} mm; use a smaller margin_mm")
+        key = f"rod_{index}_centre_%s_mm"
+        if key % "y" in scan.attrs:  # the rod's position in this scan, repositioning included
+            centre = (float(scan.attrs[key % "y"]), float(scan.attrs[key % "x"]))
+        else:
+            centre = (rod.centre_yx_mm[0] + float(scan.attrs.get("translation_y_mm", 0.0)),
+                      rod.centre_yx_mm[1] + float(scan.attrs.get("translation_x_mm", 0.0)))
+        return centre, radius
+
+    return Calibration.from_rods(scan, roi(water[0]), roi(ha[0]),
+                                 ha_density_mg_cm3=phantom.rods[ha[0]].density_mg_cm3)

@@ -23,7 +23,8 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
     """Simulate, score and report; returns the per-insert summary DataFrame."""
     import phantoms
     from pvcalc import stats
-    from pvcalc.phantom_analysis import rod_calibration, score_lesions
+    from pvcalc.calibration import rod_calibration
+    from pvcalc.evaluation import score_lesions
 
     phantom = phantoms.cci_phantom(extension_ring=extension_ring)
     proto = phantoms.get_protocol(protocol)
@@ -84,7 +85,7 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
 
 
 def _summarise(per_scan: pd.DataFrame, body: str) -> pd.DataFrame:
-    from pvcalc.phantom_analysis import qrm_reference_scores
+    from pvcalc.reference import qrm_reference_scores
 
     grouped = per_scan.groupby("insert", sort=False)
     summary = grouped[["diameter_mm", "density_mg_cm3", "true_volume_mm3", "true_mass_mg"]].first()
@@ -119,3 +120,10 @@ def _format_summary(summary: pd.DataFrame) -> str:
             f"{mean_sd(r['agatston_mean'], r['agatston_sd'], 1):>13s} {r['detected_share']:5.0%} | "
             f"{r['real_agatston_mean']:13.1f}")
     return "\n".join(lines)
+
+
+def run(args) -> int:
+    """``pvcalc demo``: the calcification-insert phantom, simulated and scored."""
+    report = run_demo(repeats=args.repeats, seed=args.seed, protocol=args.protocol,
+                      extension_ring=args.extension_ring, out=args.out, echo=print)
+    return 0 if report is not None else 1

@@ -1,11 +1,11 @@
-"""Scanner protocols: in-plane PSF, slice profile, noise level and timing.
+"""Scanner protocols: acquisition, reconstruction, noise level, timing and dose.
 
 A :class:`Protocol` is a frozen, validated description of one CT acquisition
-and reconstruction; :data:`PROTOCOLS` holds documented presets and
-:func:`get_protocol` returns one with overrides. :func:`blur_inplane` applies
-the in-plane Gaussian PSF and :func:`noise_field` (from :mod:`phantoms.noise`)
-makes the correlated noise. The physical model and the sources of every
-number are in ``docs/scanner.md``.
+and reconstruction; :data:`PROTOCOLS` holds documented presets,
+:func:`get_protocol` returns one with overrides and :func:`noise_sd_from_mas`
+is the dose model. The in-plane PSF is applied by :func:`phantoms.psf.blur_inplane`
+and the noise is made by :func:`phantoms.noise.noise_field`. The physical model
+and the sources of every number are in ``docs/scanner.md``.
 """
 
 from __future__ import annotations
@@ -16,19 +16,10 @@ import numbers
 import types
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
-from phantoms._blur_kernels import (_blur_volume_parallel, _blur_volume_serial,
-                                    gaussian_taps)
-
-#: FWHM of a Gaussian divided by its sigma, 2 sqrt(2 ln 2).
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-#: MTF50 x FWHM for a Gaussian PSF, MTF(f) = exp(-2 pi^2 sigma^2 f^2): 2 ln 2 / pi = 0.4413.
-MTF50_TIMES_FWHM = 2.0 * math.log(2.0) / math.pi
-#: Peak of the model NPS f exp(-f^2 / (2 f_p^2)) when the apodisation equals the
-#: PSF's MTF: f_p = 1 / (2 pi sqrt(2) sigma) = 0.2650 / FWHM.
-NPS_PEAK_TIMES_FWHM = FWHM_PER_SIGMA / (2.0 * math.pi * math.sqrt(2.0))
+from phantoms._validate import real_in_range
+from phantoms.psf import FWHM_PER_SIGMA, MTF50_TIMES_FWHM, NPS_PEAK_TIMES_FWHM
 
 #: Reference point of the dose model (see :func:`noise_sd_from_mas`).
 DOSE_REFERENCE = dict(noise_sd_hu=20.0, mas=100.0, slice_thickness_mm=3.0,
@@ -39,21 +30,6 @@ DOSE_REFERENCE = dict(noise_sd_hu=20.0, mas=100.0, slice_thickness_mm=3.0,
 WATER_MU_PER_MM = math.log(2.0) / 40.0
 
 _SLICE_PROFILES = ("trapezoid", "gaussian")
-#: Arrays with fewer voxels than this are blurred on one thread (patch mode).
-_SERIAL_BLUR_VOXELS = 1 << 16
-
-
-def _number(name, value, lo, hi, *, lo_open=False, unit="", hint=""):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number{unit and ' in ' + unit}, got "
-                        f"{type(value).__name__} {value!r}")
-    v = float(value)
-    bad = not math.isfinite(v) or v > hi or (v <= lo if lo_open else v < lo)
-    if bad:
-        rng = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
-        raise ValueError(f"{name} must be in {rng}{' ' + unit if unit else ''}, got {value!r}"
-                         f"{'; ' + hint if hint else ''}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -136,49 +112,49 @@ class Protocol:
             if not isinstance(getattr(self, key), str):
                 raise TypeError(f"{key} must be a str, got {getattr(self, key)!r}")
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
-        set_("kvp", _number("kvp", self.kvp, 70.0, 140.0, unit="kV",
+        set_("kvp", real_in_range("kvp", self.kvp, 70.0, 140.0, unit="kV",
                             hint="the HA table covers 70-140 kVp"))
-        set_("pixel_mm", _number("pixel_mm", self.pixel_mm, 0.1, 2.0, unit="mm"))
+        set_("pixel_mm", real_in_range("pixel_mm", self.pixel_mm, 0.1, 2.0, unit="mm"))
         if isinstance(self.matrix, (bool, np.bool_)) or not isinstance(self.matrix, numbers.Integral):
             raise TypeError(f"matrix must be an int (pixels per side), got {self.matrix!r}")
         if not 16 <= int(self.matrix) <= 2048:
             raise ValueError(f"matrix must be in [16, 2048] pixels, got {self.matrix!r}")
         set_("matrix", int(self.matrix))
-        set_("slice_thickness_mm", _number("slice_thickness_mm", self.slice_thickness_mm,
+        set_("slice_thickness_mm", real_in_range("slice_thickness_mm", self.slice_thickness_mm,
                                            0.25, 10.0, unit="mm"))
-        set_("increment_mm", _number(
+        set_("increment_mm", real_in_range(
             "increment_mm", self.increment_mm, 0.1, 10.0, unit="mm",
             hint="increment <= slice_thickness_mm gives contiguous or overlapping slices"))
         if self.slice_profile not in _SLICE_PROFILES:
             raise ValueError(f"slice_profile must be one of {_SLICE_PROFILES}, got "
                              f"{self.slice_profile!r}")
-        set_("psf_fwhm_mm", _number("psf_fwhm_mm", self.psf_fwhm_mm, 0.1, 5.0, unit="mm",
+        set_("psf_fwhm_mm", real_in_range("psf_fwhm_mm", self.psf_fwhm_mm, 0.1, 5.0, unit="mm",
                                     hint="or give MTF50 with Protocol.from_mtf50"))
-        set_("noise_sd_hu", _number("noise_sd_hu", self.noise_sd_hu, 0.0, 500.0, unit="HU",
+        set_("noise_sd_hu", real_in_range("noise_sd_hu", self.noise_sd_hu, 0.0, 500.0, unit="HU",
                                     hint="use 0 for a noise-free scan"))
         if self.nps_peak_freq_per_mm is not None:
             nyq = 0.5 / self.pixel_mm
-            set_("nps_peak_freq_per_mm", _number(
+            set_("nps_peak_freq_per_mm", real_in_range(
                 "nps_peak_freq_per_mm", self.nps_peak_freq_per_mm, 0.0, nyq, lo_open=True,
                 unit="cycles/mm", hint=f"it must lie below the Nyquist frequency "
                                        f"0.5 / pixel_mm = {nyq:.3g}, or pass None"))
-        set_("temporal_resolution_ms", _number("temporal_resolution_ms",
+        set_("temporal_resolution_ms", real_in_range("temporal_resolution_ms",
                                                self.temporal_resolution_ms, 1.0, 2000.0,
                                                unit="ms"))
         if not isinstance(self.gated, (bool, np.bool_)):
             raise TypeError(f"gated must be True or False, got {self.gated!r}")
         set_("gated", bool(self.gated))
-        ph = _number("gating_phase", self.gating_phase, 0.0, 1.0, unit="of the R-R interval")
+        ph = real_in_range("gating_phase", self.gating_phase, 0.0, 1.0, unit="of the R-R interval")
         if ph >= 1.0:
             raise ValueError(f"gating_phase must be in [0, 1) of the R-R interval, got "
                              f"{self.gating_phase!r}; 70% is gating_phase=0.7")
         set_("gating_phase", ph)
-        set_("heart_rate_bpm", _number("heart_rate_bpm", self.heart_rate_bpm, 30.0, 200.0,
+        set_("heart_rate_bpm", real_in_range("heart_rate_bpm", self.heart_rate_bpm, 30.0, 200.0,
                                        unit="beats/min"))
-        set_("rotation_time_s", _number("rotation_time_s", self.rotation_time_s, 0.2, 2.0,
+        set_("rotation_time_s", real_in_range("rotation_time_s", self.rotation_time_s, 0.2, 2.0,
                                         unit="s"))
-        set_("pitch", _number("pitch", self.pitch, 0.1, 3.5))
-        set_("collimation_mm", _number("collimation_mm", self.collimation_mm, 0.5, 200.0,
+        set_("pitch", real_in_range("pitch", self.pitch, 0.1, 3.5))
+        set_("collimation_mm", real_in_range("collimation_mm", self.collimation_mm, 0.5, 200.0,
                                        unit="mm"))
 
     # -- derived quantities -------------------------------------------------
@@ -282,7 +258,7 @@ class Protocol:
         """
         if "psf_fwhm_mm" in fields:
             raise TypeError("give either mtf50_per_mm or psf_fwhm_mm, not both")
-        m = _number("mtf50_per_mm", mtf50_per_mm, 0.0, 5.0, lo_open=True, unit="cycles/mm")
+        m = real_in_range("mtf50_per_mm", mtf50_per_mm, 0.0, 5.0, lo_open=True, unit="cycles/mm")
         return cls(psf_fwhm_mm=MTF50_TIMES_FWHM / m, **fields)
 
 
@@ -335,20 +311,20 @@ def noise_sd_from_mas(mas, *, slice_thickness_mm=3.0, effective_diameter_mm=None
     (20.0, 40.0)
     """
     ref = dict(DOSE_REFERENCE if reference is None else reference)
-    m = _number("mas", mas, 0.0, 5000.0, lo_open=True, unit="mAs")
-    t = _number("slice_thickness_mm", slice_thickness_mm, 0.25, 10.0, unit="mm")
+    m = real_in_range("mas", mas, 0.0, 5000.0, lo_open=True, unit="mAs")
+    t = real_in_range("slice_thickness_mm", slice_thickness_mm, 0.25, 10.0, unit="mm")
     if effective_diameter_mm is None:
         if (width_mm is None) != (height_mm is None):
             raise ValueError("give both width_mm and height_mm (or effective_diameter_mm)")
         if width_mm is None:
             d = ref["effective_diameter_mm"]
         else:
-            d = math.sqrt(_number("width_mm", width_mm, 50.0, 800.0, unit="mm")
-                          * _number("height_mm", height_mm, 50.0, 800.0, unit="mm"))
+            d = math.sqrt(real_in_range("width_mm", width_mm, 50.0, 800.0, unit="mm")
+                          * real_in_range("height_mm", height_mm, 50.0, 800.0, unit="mm"))
     else:
         if width_mm is not None or height_mm is not None:
             raise ValueError("give effective_diameter_mm or width_mm/height_mm, not both")
-        d = _number("effective_diameter_mm", effective_diameter_mm, 50.0, 800.0, unit="mm")
+        d = real_in_range("effective_diameter_mm", effective_diameter_mm, 50.0, 800.0, unit="mm")
     return (ref["noise_sd_hu"] * math.sqrt(ref["mas"] / m)
             * math.sqrt(ref["slice_thickness_mm"] / t)
             * math.exp(0.5 * WATER_MU_PER_MM * (d - ref["effective_diameter_mm"])))
@@ -406,80 +382,9 @@ def get_protocol(name, **overrides) -> Protocol:
     """
     if not isinstance(name, str) or name not in PROTOCOLS:
         raise ValueError(f"unknown protocol {name!r}; valid names: {sorted(PROTOCOLS)} "
-                         "(or build one with phantoms.scanner.Protocol(...))")
+                         "(or build one with phantoms.Protocol(...))")
     bad = set(overrides) - {f.name for f in dataclasses.fields(Protocol)}
     if bad:
         raise TypeError(f"unknown Protocol field(s) {sorted(bad)}; valid fields: "
                         f"{[f.name for f in dataclasses.fields(Protocol)]}")
     return PROTOCOLS[name].replace(**overrides) if overrides else PROTOCOLS[name]
-
-
-def blur_inplane(volume, fwhm_mm, pixel_mm, *, out=None):
-    """Separable in-plane Gaussian blur (the scanner PSF) of a (Z, Y, X) or (Y, X) array.
-
-    Parameters
-    ----------
-    volume : (Z, Y, X) or (Y, X) array_like
-        Values to blur (converted to C-contiguous float32).
-    fwhm_mm : float
-        FWHM of the Gaussian PSF in mm (> 0).
-    pixel_mm : float or (float, float)
-        Pixel size in mm; a pair gives (y, x) sizes.
-    out : ndarray of float32, optional
-        Output with the shape of ``volume``; may be ``volume`` itself (in place).
-
-    Returns
-    -------
-    ndarray of float32
-        The blurred array (``out`` if given).
-
-    Notes
-    -----
-    Taps are the Gaussian integrated over each pixel,
-    ``t_j = Phi((j + 1/2) p / sigma) - Phi((j - 1/2) p / sigma)`` for
-    ``|j| <= ceil(4 sigma / p)``, normalised to sum 1, so the total is conserved
-    (exactly away from the edges) even for sigma below a pixel. Boundary:
-    'nearest' (edge values repeated), like ``scipy.ndimage`` ``mode="nearest"``.
-    Slices run in parallel; the bytes do not depend on the thread count.
-
-    Examples
-    --------
-    >>> img = np.zeros((9, 9), np.float32); img[4, 4] = 1.0
-    >>> b = blur_inplane(img, 1.3, 0.5)
-    >>> round(float(b.sum()), 5), bool(b[4, 4] < 1)
-    (1.0, True)
-    """
-    if isinstance(volume, (list, tuple)) or hasattr(volume, "__array__"):
-        arr = np.asarray(volume)
-    else:
-        raise TypeError(f"volume must be an array, got {type(volume).__name__}")
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"volume must be 2D (y, x) or 3D (z, y, x), got {arr.ndim}D "
-                         f"with shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise TypeError(f"volume must hold real numbers, got dtype {arr.dtype}")
-    fwhm = _number("fwhm_mm", fwhm_mm, 0.0, 1e3, lo_open=True, unit="mm")
-    py, px = (pixel_mm, pixel_mm) if np.ndim(pixel_mm) == 0 else tuple(pixel_mm)
-    py = _number("pixel_mm", py, 0.0, 1e3, lo_open=True, unit="mm")
-    px = _number("pixel_mm", px, 0.0, 1e3, lo_open=True, unit="mm")
-    src = np.ascontiguousarray(arr, dtype=np.float32)
-    src3 = src.reshape((1,) + src.shape) if src.ndim == 2 else src
-    if out is None:
-        dst = np.empty_like(src3)
-    else:
-        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != arr.shape \
-                or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous float32 array of shape {arr.shape}, "
-                             f"got {getattr(out, 'dtype', type(out).__name__)} "
-                             f"{getattr(out, 'shape', '')}")
-        dst = out.reshape(src3.shape)
-    taps_y = gaussian_taps(fwhm, py)
-    taps_x = taps_y if px == py else gaussian_taps(fwhm, px)
-    if src3.size < _SERIAL_BLUR_VOXELS:
-        _blur_volume_serial(src3, dst, taps_y, taps_x)
-    else:
-        _blur_volume_parallel(src3, dst, taps_y, taps_x, numba.get_num_threads())
-    return out if out is not None else dst.reshape(arr.shape)
-
-
-from phantoms.noise import noise_field  # noqa: E402  (public name of the scanner module)
