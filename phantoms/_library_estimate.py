@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from phantoms._library_common import check_number
+from phantoms._validate import real_in_range
 
 
 def _agatston_weight(peak_hu):
@@ -87,9 +87,9 @@ def estimated_agatston(lesions, *, kvp=120.0, tissue_hu=40.0, slice_thickness_mm
     from phantoms.materials import hu_per_mg_cm3
 
     k = hu_per_mg_cm3(kvp)
-    t = check_number(slice_thickness_mm, "slice_thickness_mm", 0.1, 20.0)
-    fwhm = check_number(psf_fwhm_mm, "psf_fwhm_mm", 0.05, 10.0)
-    pix = check_number(pixel_mm, "pixel_mm", 0.0, 5.0)
+    t = real_in_range("slice_thickness_mm", slice_thickness_mm, 0.1, 20.0, unit="mm")
+    fwhm = real_in_range("psf_fwhm_mm", psf_fwhm_mm, 0.05, 10.0, unit="mm")
+    pix = real_in_range("pixel_mm", pixel_mm, 0.0, 5.0, unit="mm")
     sigma = math.sqrt((fwhm / 2.3548) ** 2 + pix * pix / 12.0)
     out = np.zeros(len(lesions))
     for i, les in enumerate(lesions):

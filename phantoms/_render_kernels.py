@@ -265,6 +265,114 @@ def _add_weights(out, lo, hi, n, dz, zc, slices, nsl, j, i, thick, kind, wgt):
 
 
 @numba.njit(**JIT)
+def _group_slices(group, g, slices):
+    """Write the slices of time group ``g`` into ``slices``; return how many there are."""
+    nsl = 0
+    for k in range(group.shape[0]):
+        if group[k] == g:
+            slices[nsl] = k
+            nsl += 1
+    return nsl
+
+
+@numba.njit(**JIT)
+def _pixel_window(box_yx, dy, dx, yc0, xc0, py, px, J, I):
+    """Pixel index ranges [ja, jb) x [ia, ib) whose footprint, grown by one pixel,
+    meets the in-plane box moved by (dy, dx)."""
+    ja = _clip_index(math.floor((box_yx[0] + dy - yc0) / py - 1.5), J)
+    jb = _clip_index(math.ceil((box_yx[1] + dy - yc0) / py + 1.5) + 1, J)
+    ia = _clip_index(math.floor((box_yx[2] + dx - xc0) / px - 1.5), I)
+    ib = _clip_index(math.ceil((box_yx[3] + dx - xc0) / px + 1.5) + 1, I)
+    return ja, jb, ia, ib
+
+
+@numba.njit(**JIT)
+def _sample_lattice(code, p, lo, hi, yc0, xc0, py, px, dy, dx, ja, jb, ia, ib,
+                    lcnt, llo, lhi):
+    """Chords on the half-pixel lattice of the window, shape moved by (dy, dx).
+
+    ``lcnt``: number of intervals; ``llo`` / ``lhi``: lowest start and highest
+    end of the chord (where ``lcnt`` > 0).
+    """
+    for lj in range(2 * ja, 2 * jb + 1):
+        y = yc0 - 0.5 * py + 0.5 * py * lj - dy
+        for li in range(2 * ia, 2 * ib + 1):
+            x = xc0 - 0.5 * px + 0.5 * px * li - dx
+            n = chords(code, p, y, x, lo, hi)
+            lcnt[lj, li] = n
+            if n > 0:
+                llo[lj, li] = lo[0]
+                hi_max = hi[0]
+                for q in range(1, n):
+                    if hi[q] > hi_max:
+                        hi_max = hi[q]
+                lhi[lj, li] = hi_max
+
+
+@numba.njit(**JIT)
+def _classify_pixels(lcnt, llo, lhi, ja, jb, ia, ib, nl_rtol, pcls):
+    """Pixel classes: 0 empty, 1 interior (one centre chord), 2 boundary, 3 empty but
+    next to a non-empty pixel (it may still be clipped by the shape)."""
+    for j in range(ja, jb):
+        for i in range(ia, ib):
+            nz = 0
+            c0 = lcnt[2 * j + 1, 2 * i + 1]
+            same = True
+            for a in range(3):
+                for b in range(3):
+                    c = lcnt[2 * j + a, 2 * i + b]
+                    if c > 0:
+                        nz += 1
+                    if c != c0:
+                        same = False
+            if nz == 0:
+                pcls[j, i] = 0
+            elif nz == 9 and same and \
+                    _nonlinearity(llo, j, i) <= nl_rtol * (lhi[2 * j + 1, 2 * i + 1]
+                                                          - llo[2 * j + 1, 2 * i + 1]) and \
+                    _nonlinearity(lhi, j, i) <= nl_rtol * (lhi[2 * j + 1, 2 * i + 1]
+                                                          - llo[2 * j + 1, 2 * i + 1]):
+                pcls[j, i] = 1
+            else:
+                pcls[j, i] = 2
+    for j in range(ja, jb):
+        for i in range(ia, ib):
+            if pcls[j, i] != 0:
+                continue
+            touch = False
+            for a in range(max(ja, j - 1), min(jb, j + 2)):
+                for b in range(max(ia, i - 1), min(ib, i + 2)):
+                    if pcls[a, b] != 0 and pcls[a, b] != 3:
+                        touch = True
+            if touch:
+                pcls[j, i] = 3
+
+
+@numba.njit(**JIT)
+def _accumulate_pixels(out, code, p, lo, hi, pcls, yc, xc, py, px, dz, dy, dx, ja, jb, ia, ib,
+                       zc, slices, nsl, thick, kind, wt, nsub):
+    """Add the SSP weights of one time sample, weight ``wt``, to every non-empty pixel:
+    one chord through the centre of an interior pixel, ``nsub`` x ``nsub`` otherwise."""
+    inv_sub = 1.0 / (nsub * nsub)
+    for j in range(ja, jb):
+        for i in range(ia, ib):
+            c = pcls[j, i]
+            if c == 0:
+                continue
+            if c == 1:
+                n = chords(code, p, yc[j] - dy, xc[i] - dx, lo, hi)
+                _add_weights(out, lo, hi, n, dz, zc, slices, nsl, j, i, thick, kind, wt)
+            else:
+                for a in range(nsub):
+                    y = yc[j] - 0.5 * py + (a + 0.5) * py / nsub - dy
+                    for b in range(nsub):
+                        x = xc[i] - 0.5 * px + (b + 0.5) * px / nsub - dx
+                        n = chords(code, p, y, x, lo, hi)
+                        _add_weights(out, lo, hi, n, dz, zc, slices, nsl, j, i,
+                                     thick, kind, wt * inv_sub)
+
+
+@numba.njit(**JIT)
 def render_occupancy(code, p, nbuf, zc, yc, xc, py, px, thick, kind, disp, wts, group,
                      nsub, nl_rtol, box_yx):
     """SSP-weighted, pixel-averaged, time-averaged occupancy of one shape.
@@ -283,6 +391,12 @@ def render_occupancy(code, p, nbuf, zc, yc, xc, py, px, thick, kind, disp, wts, 
     length (centre minus the mean of the corners, and of the edge midpoints;
     the midpoint rule's error is about a third of that). Returns (K, J, I)
     float64 in [0, 1].
+
+    Stages, for every time sample of every time group: :func:`_pixel_window`
+    (pixels near the moved shape), :func:`_sample_lattice` (chords on the
+    half-pixel lattice), :func:`_classify_pixels` (empty / interior /
+    boundary), :func:`_accumulate_pixels` (SSP weights into the slices of the
+    group).
     """
     K = zc.shape[0]
     J = yc.shape[0]
@@ -292,20 +406,13 @@ def render_occupancy(code, p, nbuf, zc, yc, xc, py, px, thick, kind, disp, wts, 
     out = np.zeros((K, J, I))
     lo = np.empty(nbuf)
     hi = np.empty(nbuf)
-    LJ = 2 * J + 1
-    LI = 2 * I + 1
-    lcnt = np.empty((LJ, LI), dtype=np.int64)
-    llo = np.empty((LJ, LI))
-    lhi = np.empty((LJ, LI))
+    lcnt = np.empty((2 * J + 1, 2 * I + 1), dtype=np.int64)
+    llo = np.empty((2 * J + 1, 2 * I + 1))
+    lhi = np.empty((2 * J + 1, 2 * I + 1))
     pcls = np.empty((J, I), dtype=np.int64)
     slices = np.empty(K, dtype=np.int64)
-    inv_sub = 1.0 / (nsub * nsub)
     for g in range(G):
-        nsl = 0
-        for k in range(K):
-            if group[k] == g:
-                slices[nsl] = k
-                nsl += 1
+        nsl = _group_slices(group, g, slices)
         if nsl == 0:
             continue
         for m in range(M):
@@ -315,77 +422,12 @@ def render_occupancy(code, p, nbuf, zc, yc, xc, py, px, thick, kind, disp, wts, 
             dz = disp[g, m, 0]
             dy = disp[g, m, 1]
             dx = disp[g, m, 2]
-            # pixels whose footprint (grown by one pixel) meets the moved box
-            ja = _clip_index(math.floor((box_yx[0] + dy - yc[0]) / py - 1.5), J)
-            jb = _clip_index(math.ceil((box_yx[1] + dy - yc[0]) / py + 1.5) + 1, J)
-            ia = _clip_index(math.floor((box_yx[2] + dx - xc[0]) / px - 1.5), I)
-            ib = _clip_index(math.ceil((box_yx[3] + dx - xc[0]) / px + 1.5) + 1, I)
+            ja, jb, ia, ib = _pixel_window(box_yx, dy, dx, yc[0], xc[0], py, px, J, I)
             if jb <= ja or ib <= ia:
                 continue
-            # lattice at half-pixel spacing, shape moved by (dy, dx)
-            for lj in range(2 * ja, 2 * jb + 1):
-                y = yc[0] - 0.5 * py + 0.5 * py * lj - dy
-                for li in range(2 * ia, 2 * ib + 1):
-                    x = xc[0] - 0.5 * px + 0.5 * px * li - dx
-                    n = chords(code, p, y, x, lo, hi)
-                    lcnt[lj, li] = n
-                    if n > 0:
-                        llo[lj, li] = lo[0]
-                        hi_max = hi[0]
-                        for q in range(1, n):
-                            if hi[q] > hi_max:
-                                hi_max = hi[q]
-                        lhi[lj, li] = hi_max
-            # classify: 0 empty, 1 interior (single centre chord), 2 boundary
-            for j in range(ja, jb):
-                for i in range(ia, ib):
-                    nz = 0
-                    c0 = lcnt[2 * j + 1, 2 * i + 1]
-                    same = True
-                    for a in range(3):
-                        for b in range(3):
-                            c = lcnt[2 * j + a, 2 * i + b]
-                            if c > 0:
-                                nz += 1
-                            if c != c0:
-                                same = False
-                    if nz == 0:
-                        pcls[j, i] = 0
-                    elif nz == 9 and same and \
-                            _nonlinearity(llo, j, i) <= nl_rtol * (lhi[2 * j + 1, 2 * i + 1]
-                                                                  - llo[2 * j + 1, 2 * i + 1]) and \
-                            _nonlinearity(lhi, j, i) <= nl_rtol * (lhi[2 * j + 1, 2 * i + 1]
-                                                                  - llo[2 * j + 1, 2 * i + 1]):
-                        pcls[j, i] = 1
-                    else:
-                        pcls[j, i] = 2
-            # empty pixels next to non-empty ones may still be clipped by the shape
-            for j in range(ja, jb):
-                for i in range(ia, ib):
-                    if pcls[j, i] != 0:
-                        continue
-                    touch = False
-                    for a in range(max(ja, j - 1), min(jb, j + 2)):
-                        for b in range(max(ia, i - 1), min(ib, i + 2)):
-                            if pcls[a, b] != 0 and pcls[a, b] != 3:
-                                touch = True
-                    if touch:
-                        pcls[j, i] = 3
-            for j in range(ja, jb):
-                for i in range(ia, ib):
-                    c = pcls[j, i]
-                    if c == 0:
-                        continue
-                    if c == 1:
-                        n = chords(code, p, yc[j] - dy, xc[i] - dx, lo, hi)
-                        _add_weights(out, lo, hi, n, dz, zc, slices, nsl, j, i,
-                                     thick, kind, wt)
-                    else:
-                        for a in range(nsub):
-                            y = yc[j] - 0.5 * py + (a + 0.5) * py / nsub - dy
-                            for b in range(nsub):
-                                x = xc[i] - 0.5 * px + (b + 0.5) * px / nsub - dx
-                                n = chords(code, p, y, x, lo, hi)
-                                _add_weights(out, lo, hi, n, dz, zc, slices, nsl,
-                                             j, i, thick, kind, wt * inv_sub)
+            _sample_lattice(code, p, lo, hi, yc[0], xc[0], py, px, dy, dx, ja, jb, ia, ib,
+                            lcnt, llo, lhi)
+            _classify_pixels(lcnt, llo, lhi, ja, jb, ia, ib, nl_rtol, pcls)
+            _accumulate_pixels(out, code, p, lo, hi, pcls, yc, xc, py, px, dz, dy, dx,
+                               ja, jb, ia, ib, zc, slices, nsl, thick, kind, wt, nsub)
     return out

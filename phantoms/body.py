@@ -31,16 +31,9 @@ import numba
 import numpy as np
 
 from ._config import JIT
+from ._validate import (finite_real, nonnegative_real, positive_int, positive_real,
+                        vector)
 from .materials import TISSUE_HU, density_to_hu
-
-
-def _num(name, value, *, positive=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, "
-                         f"got {value!r}")
-    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +60,10 @@ class ThoraxBody:
 
     def __post_init__(self):
         for f in ("width_mm", "height_mm", "ring_width_mm", "ring_height_mm"):
-            object.__setattr__(self, f, _num(f, getattr(self, f), positive=True))
+            object.__setattr__(self, f, positive_real(f, getattr(self, f), unit="mm",
+                                                      what="length"))
         for f in ("tissue_hu", "ring_hu", "lung_hu", "bone_hu"):
-            object.__setattr__(self, f, _num(f, getattr(self, f)))
+            object.__setattr__(self, f, finite_real(f, getattr(self, f), unit="HU"))
         if self.extension_ring and (self.ring_width_mm <= self.width_mm
                                     or self.ring_height_mm <= self.height_mm):
             raise ValueError(
@@ -136,22 +130,14 @@ class Rod:
     hu: float = None
 
     def __post_init__(self):
-        try:
-            c = np.asarray(self.centre_yx_mm, dtype=float)
-        except (TypeError, ValueError):
-            raise TypeError(f"centre_yx_mm must be 2 numbers (y, x) in mm, got "
-                            f"{self.centre_yx_mm!r}") from None
-        if c.shape != (2,) or not np.all(np.isfinite(c)):
-            raise ValueError(f"centre_yx_mm must be 2 finite numbers (y, x) in mm, got "
-                             f"{self.centre_yx_mm!r}")
-        object.__setattr__(self, "centre_yx_mm", (float(c[0]), float(c[1])))
-        object.__setattr__(self, "radius_mm", _num("radius_mm", self.radius_mm, positive=True))
-        d = _num("density_mg_cm3", self.density_mg_cm3)
-        if d < 0:
-            raise ValueError(f"density_mg_cm3 must be >= 0 mg HA/cm3, got {d!r}")
-        object.__setattr__(self, "density_mg_cm3", d)
+        object.__setattr__(self, "centre_yx_mm",
+                           vector("centre_yx_mm", self.centre_yx_mm, axes=("y", "x")))
+        object.__setattr__(self, "radius_mm", positive_real("radius_mm", self.radius_mm,
+                                                            unit="mm", what="length"))
+        object.__setattr__(self, "density_mg_cm3", nonnegative_real(
+            "density_mg_cm3", self.density_mg_cm3, unit="mg HA/cm3"))
         if self.hu is not None:
-            object.__setattr__(self, "hu", _num("hu", self.hu))
+            object.__setattr__(self, "hu", finite_real("hu", self.hu, unit="HU"))
 
     def hu_at(self, kvp):
         """CT number of the rod at a tube voltage."""
@@ -272,8 +258,7 @@ def render_cross_section(body, rods=(), *, y_mm, x_mm, kvp=120.0, nsub=4,
     px = float(x[1] - x[0]) if x.size > 1 else 1.0
     if py <= 0 or px <= 0:
         raise ValueError("y_mm and x_mm must be increasing pixel centres")
-    if not (isinstance(nsub, (int, np.integer)) and nsub >= 1):
-        raise ValueError(f"nsub must be a positive integer, got {nsub!r}")
+    nsub = positive_int("nsub", nsub)
     rows = list(body.ellipses()) if body is not None else []
     for r in rods:
         rows.append((*r.centre_yx_mm, r.radius_mm, r.radius_mm, r.hu_at(kvp)))

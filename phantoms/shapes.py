@@ -27,46 +27,19 @@ import math
 import numpy as np
 
 from . import _render_kernels as _rk
+from ._validate import positive_real, rotation_matrix, unit_vector, vector
 
 NUMERIC_VOLUME_RTOL = 2e-5
 
 SPHERE, ELLIPSOID, CYLINDER, TUBE, BLOB = 0, 1, 2, 3, 4
 
-
-def _vec3(name, value):
-    try:
-        v = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be 3 numbers (z, y, x) in mm, got {value!r}") from None
-    if v.shape != (3,) or not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} must be 3 finite numbers (z, y, x) in mm, got {value!r}")
-    return tuple(float(a) for a in v)
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number in mm, got {type(value).__name__} {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite positive length in mm, got {value!r}")
-    return float(value)
-
-
-def _rotation(name, matrix):
-    try:
-        m = np.asarray(matrix, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a 3 x 3 rotation matrix, got {matrix!r}") from None
-    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
-        raise ValueError(f"{name} must be a 3 x 3 rotation matrix, got shape {m.shape}")
-    if not np.allclose(m @ m.T, np.eye(3), atol=1e-6) or np.linalg.det(m) < 0:
-        raise ValueError(f"{name} must be a proper rotation (orthonormal, det +1); "
-                         f"orthonormalise it, e.g. with scipy.spatial.transform.Rotation")
-    return m
+#: Keywords of :func:`phantoms._validate.positive_real` for a size in mm.
+_LENGTH = {"unit": "mm", "what": "length"}
 
 
 def _rot_point(point, matrix, about):
-    m = _rotation("matrix", matrix)
-    a = np.asarray(_vec3("about_mm", about))
+    m = rotation_matrix("matrix", matrix)
+    a = np.asarray(vector("about_mm", about))
     return m, m @ (np.asarray(point) - a) + a
 
 
@@ -166,8 +139,8 @@ class Sphere(_Shape):
     code = SPHERE
 
     def __post_init__(self):
-        object.__setattr__(self, "centre_mm", _vec3("centre_mm", self.centre_mm))
-        object.__setattr__(self, "radius_mm", _positive("radius_mm", self.radius_mm))
+        object.__setattr__(self, "centre_mm", vector("centre_mm", self.centre_mm))
+        object.__setattr__(self, "radius_mm", positive_real("radius_mm", self.radius_mm, **_LENGTH))
 
     @property
     def volume_mm3(self):
@@ -189,7 +162,7 @@ class Sphere(_Shape):
         return self.centre_mm
 
     def translated(self, offset_mm):
-        o = _vec3("offset_mm", offset_mm)
+        o = vector("offset_mm", offset_mm)
         return Sphere(tuple(a + b for a, b in zip(self.centre_mm, o)), self.radius_mm)
 
     def rotated(self, matrix, about_mm=(0.0, 0.0, 0.0)):
@@ -223,12 +196,12 @@ class Ellipsoid(_Shape):
     code = ELLIPSOID
 
     def __post_init__(self):
-        object.__setattr__(self, "centre_mm", _vec3("centre_mm", self.centre_mm))
-        ax = _vec3("semi_axes_mm", self.semi_axes_mm)
+        object.__setattr__(self, "centre_mm", vector("centre_mm", self.centre_mm))
+        ax = vector("semi_axes_mm", self.semi_axes_mm)
         for a in ax:
-            _positive("semi_axes_mm", a)
+            positive_real("semi_axes_mm", a, **_LENGTH)
         object.__setattr__(self, "semi_axes_mm", ax)
-        m = np.eye(3) if self.rotation is None else _rotation("rotation", self.rotation)
+        m = np.eye(3) if self.rotation is None else rotation_matrix("rotation", self.rotation)
         object.__setattr__(self, "rotation", tuple(tuple(float(v) for v in row) for row in m))
 
     @property
@@ -256,7 +229,7 @@ class Ellipsoid(_Shape):
         return tuple(c - half), tuple(c + half)
 
     def translated(self, offset_mm):
-        o = _vec3("offset_mm", offset_mm)
+        o = vector("offset_mm", offset_mm)
         return Ellipsoid(tuple(a + b for a, b in zip(self.centre_mm, o)),
                          self.semi_axes_mm, self.rotation)
 
@@ -291,14 +264,10 @@ class Cylinder(_Shape):
     code = CYLINDER
 
     def __post_init__(self):
-        object.__setattr__(self, "centre_mm", _vec3("centre_mm", self.centre_mm))
-        object.__setattr__(self, "radius_mm", _positive("radius_mm", self.radius_mm))
-        object.__setattr__(self, "length_mm", _positive("length_mm", self.length_mm))
-        a = np.asarray(_vec3("axis", self.axis))
-        n = np.linalg.norm(a)
-        if n == 0:
-            raise ValueError("axis must be a non-zero direction (z, y, x), got (0, 0, 0)")
-        object.__setattr__(self, "axis", tuple(float(v) for v in a / n))
+        object.__setattr__(self, "centre_mm", vector("centre_mm", self.centre_mm))
+        object.__setattr__(self, "radius_mm", positive_real("radius_mm", self.radius_mm, **_LENGTH))
+        object.__setattr__(self, "length_mm", positive_real("length_mm", self.length_mm, **_LENGTH))
+        object.__setattr__(self, "axis", unit_vector("axis", self.axis))
 
     @property
     def volume_mm3(self):
@@ -323,7 +292,7 @@ class Cylinder(_Shape):
         return tuple(c - half), tuple(c + half)
 
     def translated(self, offset_mm):
-        o = _vec3("offset_mm", offset_mm)
+        o = vector("offset_mm", offset_mm)
         return Cylinder(tuple(a + b for a, b in zip(self.centre_mm, o)),
                         self.radius_mm, self.length_mm, self.axis)
 
@@ -375,7 +344,7 @@ class Tube(_Shape):
             raise ValueError("centreline_mm must be an (N, 3) array of N >= 2 finite points "
                              f"(z, y, x) in mm, got shape {c.shape}")
         object.__setattr__(self, "centreline_mm", tuple(tuple(float(v) for v in r) for r in c))
-        object.__setattr__(self, "radius_mm", _positive("radius_mm", self.radius_mm))
+        object.__setattr__(self, "radius_mm", positive_real("radius_mm", self.radius_mm, **_LENGTH))
 
     @property
     def feature_mm(self):
@@ -410,12 +379,12 @@ class Tube(_Shape):
         return tuple(c.min(0) - self.radius_mm), tuple(c.max(0) + self.radius_mm)
 
     def translated(self, offset_mm):
-        o = np.asarray(_vec3("offset_mm", offset_mm))
+        o = np.asarray(vector("offset_mm", offset_mm))
         return self._carry_volume(Tube(np.asarray(self.centreline_mm) + o, self.radius_mm))
 
     def rotated(self, matrix, about_mm=(0.0, 0.0, 0.0)):
-        m = _rotation("matrix", matrix)
-        a = np.asarray(_vec3("about_mm", about_mm))
+        m = rotation_matrix("matrix", matrix)
+        a = np.asarray(vector("about_mm", about_mm))
         return self._carry_volume(Tube((np.asarray(self.centreline_mm) - a) @ m.T + a,
                                        self.radius_mm))
 
@@ -494,12 +463,12 @@ class Blob(_Shape):
         return tuple((c - r).min(0)), tuple((c + r).max(0))
 
     def translated(self, offset_mm):
-        o = np.asarray(_vec3("offset_mm", offset_mm))
+        o = np.asarray(vector("offset_mm", offset_mm))
         return self._carry_volume(Blob(np.asarray(self.centres_mm) + o, self.radii_mm))
 
     def rotated(self, matrix, about_mm=(0.0, 0.0, 0.0)):
-        m = _rotation("matrix", matrix)
-        a = np.asarray(_vec3("about_mm", about_mm))
+        m = rotation_matrix("matrix", matrix)
+        a = np.asarray(vector("about_mm", about_mm))
         return self._carry_volume(Blob((np.asarray(self.centres_mm) - a) @ m.T + a,
                                        self.radii_mm))
 

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from phantoms._ssp import BOX, GAUSSIAN, TRAPEZOID, ssp_cdf
 from phantoms.body import Rod, ThoraxBody, render_cross_section
 from phantoms.shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
-from phantoms.simulate import shape_occupancy
+from phantoms._scene import shape_occupancy
 import naive_render  # noqa: E402
 
 

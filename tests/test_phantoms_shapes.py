@@ -27,7 +27,7 @@ def _shapes():
 def test_exact_volumes():
     assert Sphere((0, 0, 0), 2.0).volume_mm3 == pytest.approx(4 / 3 * math.pi * 8)
     assert Ellipsoid((0, 0, 0), (1, 2, 3), R1).volume_mm3 == pytest.approx(8 * math.pi)
-    # QRM insert sizes (DESIGN): d = L = 1, 3, 5 mm
+    # QRM cardiac calcification insert sizes: d = L = 1, 3, 5 mm, V = pi d^3 / 4
     for d, v in [(1, 0.785), (3, 21.21), (5, 98.17)]:
         assert Cylinder((0, 0, 0), d / 2, d).volume_mm3 == pytest.approx(v, abs=0.005)
     assert Tube([(0, 0, 0), (1, 2, 2)], 0.5).volume_mm3 == pytest.approx(

@@ -75,7 +75,7 @@ def test_mass_without_calibration_is_an_explicit_error():
 
 
 def test_calibration_errors_and_warnings():
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match="c_ha_mg_cm3_per_hu must be a positive number"):
         Calibration(-0.8)
     with pytest.raises(TypeError, match="mg HA"):
         Calibration("abc")

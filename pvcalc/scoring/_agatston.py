@@ -7,8 +7,11 @@ import pandas as pd
 import xarray as xr
 
 from pvcalc.scan import DIMS, scan_spacing_mm, validate_scan
-from pvcalc.scoring import _label_kernels as _k
 from pvcalc.calibration import Calibration
+from pvcalc.scoring._label_kernels import (
+    _component_stats_parallel, _component_stats_serial, _count_runs_parallel, _count_runs_serial,
+    _fill_runs_parallel, _fill_runs_serial, _isotropic_counts, _labels_present, _link_slices,
+    _paint_components)
 from pvcalc.scoring._presets import resolve_preset
 from pvcalc.scoring._result import ScoreResult, ScoreTotal
 from pvcalc.scoring._risk import RISK_SCHEMES, risk_category
@@ -46,10 +49,10 @@ def score(scan, *, labels=None, preset="standard", calibration=None,
         Scheme of :func:`pvcalc.risk_category` for ``total.risk_category``.
     parallel : bool, optional
         Run the labelling kernels in parallel over slices (numba threads).
-        Default False: the serial kernels already score a 512 x 512 x 64 scan
-        in about 10 ms, and threads only pay off on an idle machine; inside a
-        study that already runs one scan per core they make things slower
-        (see docs/scoring.md, "Performance"). Results are identical.
+        Default False: threads pay off only for large scans on otherwise idle
+        cores; inside a study that already runs one scan per core they make
+        things slower (docs/scoring.md, "Performance", has the measurements).
+        Results are identical.
     **overrides
         Any :class:`ScoringPreset` field, e.g. ``connectivity=4``, ``min_area_mm2=0``.
 
@@ -107,6 +110,33 @@ def score(scan, *, labels=None, preset="standard", calibration=None,
     """
     validate_scan(scan)
     p = resolve_preset(preset, **overrides)
+    _check_options(calibration, risk_scheme)
+    lab, label_names = _validate_labels(scan, labels)
+    vol, lab, zc, (dz, dy, dx), factor = _scoring_grid(scan, lab, p)
+    thr, cut = p.thresholds_for_kvp(float(scan.attrs["kvp"]))
+
+    c = label_components(vol, lab, thr, inclusive=p.threshold_inclusive,
+                         connectivity=p.connectivity, parallel=bool(parallel))
+    keep = _kept_components(c, p, dy * dx)
+    weight = _density_weights(c, p, cut)
+    iso = None
+    if p.volume_method == "isotropic":
+        iso = _isotropic_volumes(vol, c, p, thr, (dz, dy, dx))
+
+    origin_yx = (float(scan.coords["y"].values[0]), float(scan.coords["x"].values[0]))
+    lesions = _lesion_table(c, np.flatnonzero(keep), weight, factor, iso, calibration,
+                            lab is not None, label_names, zc, origin_yx, (dz, dy, dx))
+    by_label = _by_label(lesions, lab, label_names, iso is not None, calibration is not None)
+    total = _total(lesions, iso is not None, calibration is not None, risk_scheme)
+    return ScoreResult(lesions=lesions, by_label=by_label, total=total, preset=p,
+                       threshold_hu=float(thr), weight_cutoffs_hu=tuple(cut),
+                       slice_factor=float(factor), spacing_mm=(dz, dy, dx),
+                       calibration=calibration)
+
+
+# --- stages of score() ----------------------------------------------------------------
+
+def _check_options(calibration, risk_scheme):
     if calibration is not None and not isinstance(calibration, Calibration):
         raise TypeError(
             "calibration must be a pvcalc.Calibration (e.g. Calibration(0.8) or "
@@ -114,15 +144,13 @@ def score(scan, *, labels=None, preset="standard", calibration=None,
     if risk_scheme not in RISK_SCHEMES:
         raise ValueError(
             f"unknown risk_scheme {risk_scheme!r}; valid schemes are {sorted(RISK_SCHEMES)}")
-    lab, label_names = _validate_labels(scan, labels)
 
+
+def _scoring_grid(scan, lab, p):
+    """HU volume, labels, slice centres and spacing to score on, and the slice factor."""
     vol = np.ascontiguousarray(scan.values, dtype=np.float32)
     dz, dy, dx = scan_spacing_mm(scan)
     zc = np.asarray(scan.coords["z"].values, dtype=np.float64)
-    y0 = float(scan.coords["y"].values[0])
-    x0 = float(scan.coords["x"].values[0])
-    thr, cut = p.thresholds_for_kvp(float(scan.attrs["kvp"]))
-
     if p.thickness_source == "resample_3mm":
         vol, lab, zc, dz = _resample_3mm(vol, lab, zc, dz)
         factor = 1.0
@@ -132,56 +160,67 @@ def score(scan, *, labels=None, preset="standard", calibration=None,
         factor = float(scan.attrs["slice_thickness_mm"]) / AGATSTON_SLICE_MM
     if not p.slice_normalisation:
         factor = 1.0
+    return vol, lab, zc, (dz, dy, dx), factor
 
-    c = label_components(vol, lab, thr, inclusive=p.threshold_inclusive,
-                         connectivity=p.connectivity, parallel=bool(parallel))
+
+def _kept_components(c, p, pixel_mm2):
+    """Which 2D components pass the minimum size (of themselves or of their 3D lesion)."""
     n = c["n_voxels"]
-    pixel_mm2 = dy * dx
-    voxel_mm3 = pixel_mm2 * dz
-    area = n * pixel_mm2
     lesion3d = c["lesion_3d"]
-    n3 = int(lesion3d.max()) + 1 if n.size else 0
     if p.lesion_dimensionality == "2d":
-        keep = (area >= p.min_area_mm2 * (1 - _AREA_RTOL)) & (n >= p.min_voxels)
-    else:
-        n_l = np.bincount(lesion3d, weights=n, minlength=n3)
-        keep_l = (n_l * pixel_mm2 >= p.min_area_mm2 * (1 - _AREA_RTOL)) & (n_l >= p.min_voxels)
-        keep = keep_l[lesion3d]
+        return (n * pixel_mm2 >= p.min_area_mm2 * (1 - _AREA_RTOL)) & (n >= p.min_voxels)
+    n_l = np.bincount(lesion3d, weights=n, minlength=_n_lesions_3d(c))
+    keep_l = (n_l * pixel_mm2 >= p.min_area_mm2 * (1 - _AREA_RTOL)) & (n_l >= p.min_voxels)
+    return keep_l[lesion3d]
+
+
+def _density_weights(c, p, cut):
+    """Agatston weight 1-4 of every 2D component, from its own or its 3D lesion's peak."""
     peak = c["peak_hu"]
     if p.weight_from == "lesion_3d":
-        peak_l = np.full(n3, -np.inf)
+        lesion3d = c["lesion_3d"]
+        peak_l = np.full(_n_lesions_3d(c), -np.inf)
         np.maximum.at(peak_l, lesion3d, peak)
-        wpeak = peak_l[lesion3d]
-    else:
-        wpeak = peak
+        peak = peak_l[lesion3d]
     cut_arr = np.asarray(cut, dtype=np.float64)
     if p.weight_cutoffs_inclusive:
-        weight = 1 + (wpeak[:, None] >= cut_arr[None, :]).sum(axis=1)
-    else:
-        weight = 1 + (wpeak[:, None] > cut_arr[None, :]).sum(axis=1)
+        return 1 + (peak[:, None] >= cut_arr[None, :]).sum(axis=1)
+    return 1 + (peak[:, None] > cut_arr[None, :]).sum(axis=1)
 
-    iso = None
-    if p.volume_method == "isotropic":
-        s = p.isotropic_spacing_mm or 0.5 * (dy + dx)
-        m = max(1, int(round(dz / s)))
-        cmap = _k._paint_components(vol.shape[0], vol.shape[1], vol.shape[2], c["row_start"],
-                                    c["run_x0"], c["run_x1"], c["run_comp"],
-                                    np.ones(n.size, dtype=np.bool_))
-        counts = _k._isotropic_counts(vol, cmap, c["row_counts"], float(thr),
-                                      not p.threshold_inclusive, m, n.size)
-        iso = counts * (voxel_mm3 / m)
 
-    idx = np.flatnonzero(keep)
+def _n_lesions_3d(c):
+    return int(c["lesion_3d"].max()) + 1 if c["n_voxels"].size else 0
+
+
+def _isotropic_volumes(vol, c, p, thr, spacing):
+    """Volume (mm3) of every 2D component after linear interpolation along z."""
+    dz, dy, dx = spacing
+    s = p.isotropic_spacing_mm or 0.5 * (dy + dx)
+    m = max(1, int(round(dz / s)))
+    n_comp = c["n_voxels"].size
+    cmap = component_map(c, vol.shape)
+    counts = _isotropic_counts(vol, cmap, c["row_counts"], float(thr),
+                               not p.threshold_inclusive, m, n_comp)
+    return counts * (dy * dx * dz / m)
+
+
+def _lesion_table(c, idx, weight, factor, iso, calibration, has_labels, label_names, zc,
+                  origin_yx, spacing):
+    """One row per kept 2D lesion (``idx``: the kept components, in raster order)."""
+    dz, dy, dx = spacing
+    pixel_mm2 = dy * dx
+    voxel_mm3 = pixel_mm2 * dz
+    area = c["n_voxels"] * pixel_mm2
     k = idx.size
     sl = c["slice_index"][idx]
-    nk = n[idx].astype(np.int64)
-    _, l3 = np.unique(lesion3d[idx], return_inverse=True)  # 0..k3-1, order of first row
+    nk = c["n_voxels"][idx].astype(np.int64)
+    _, l3 = np.unique(c["lesion_3d"][idx], return_inverse=True)  # 0..k3-1, order of first row
     cols = {
         "lesion": np.arange(k, dtype=np.int64),
         "lesion_3d": l3.astype(np.int64).reshape(-1),
         "label": c["label"][idx].astype(np.int64),
     }
-    if lab is not None:
+    if has_labels:
         cols["label_name"] = [label_names.get(int(v), "") for v in cols["label"]]
     z_mm = zc[sl] if k else np.zeros(0)
     cols.update({
@@ -189,7 +228,7 @@ def score(scan, *, labels=None, preset="standard", calibration=None,
         "z_mm": z_mm,
         "n_voxels": nk,
         "area_mm2": area[idx],
-        "peak_hu": peak[idx],
+        "peak_hu": c["peak_hu"][idx],
         "mean_hu": c["hu_sum"][idx] / np.maximum(nk, 1),
         "weight": weight[idx].astype(np.int64),
         "agatston": area[idx] * weight[idx] * factor,
@@ -201,25 +240,24 @@ def score(scan, *, labels=None, preset="standard", calibration=None,
         cols["mass_mg"] = calibration.mass_mg(hu_sum=c["hu_sum"][idx],
                                               voxel_volume_mm3=voxel_mm3, n_voxels=nk)
         cols["mass_mg"] = np.asarray(cols["mass_mg"], dtype=np.float64).reshape(-1)
+    y0, x0 = origin_yx
     cols.update({
         "centroid_z_mm": z_mm,
         "centroid_y_mm": y0 + dy * c["sum_y"][idx] / np.maximum(nk, 1),
         "centroid_x_mm": x0 + dx * c["sum_x"][idx] / np.maximum(nk, 1),
     })
-    lesions = pd.DataFrame(cols)
+    return pd.DataFrame(cols)
 
-    by_label = _by_label(lesions, lab, label_names, iso is not None, calibration is not None)
+
+def _total(lesions, has_iso, has_mass, risk_scheme):
     ag = float(lesions["agatston"].sum())
-    total = ScoreTotal(
+    k = len(lesions)
+    return ScoreTotal(
         agatston=ag, volume_mm3=float(lesions["volume_mm3"].sum()),
-        mass_mg=float(lesions["mass_mg"].sum()) if calibration is not None else None,
-        volume_iso_mm3=float(lesions["volume_iso_mm3"].sum()) if iso is not None else None,
-        n_lesions=k, n_lesions_3d=int(l3.max()) + 1 if k else 0,
+        mass_mg=float(lesions["mass_mg"].sum()) if has_mass else None,
+        volume_iso_mm3=float(lesions["volume_iso_mm3"].sum()) if has_iso else None,
+        n_lesions=k, n_lesions_3d=int(lesions["lesion_3d"].max()) + 1 if k else 0,
         risk_category=risk_category(ag, risk_scheme), risk_scheme=risk_scheme)
-    return ScoreResult(lesions=lesions, by_label=by_label, total=total, preset=p,
-                       threshold_hu=float(thr), weight_cutoffs_hu=tuple(cut),
-                       slice_factor=float(factor), spacing_mm=(dz, dy, dx),
-                       calibration=calibration)
 
 
 def float32_threshold(threshold_hu, inclusive=True):
@@ -247,9 +285,9 @@ def label_components(vol, lab, threshold_hu, *, inclusive=True, connectivity=8, 
     ``label``, ``slice_index``, ``lesion_3d``, plus run arrays used internally.
     ``parallel``: use the prange kernels (identical results).
     """
-    count_runs = _k._count_runs_parallel if parallel else _k._count_runs_serial
-    fill_runs = _k._fill_runs_parallel if parallel else _k._fill_runs_serial
-    component_stats = _k._component_stats_parallel if parallel else _k._component_stats_serial
+    count_runs = _count_runs_parallel if parallel else _count_runs_serial
+    fill_runs = _fill_runs_parallel if parallel else _fill_runs_serial
+    component_stats = _component_stats_parallel if parallel else _component_stats_serial
     has_labels = lab is not None
     lab_arr = lab if has_labels else np.zeros((1, 1, 1), dtype=np.int32)
     thr32 = float32_threshold(threshold_hu, inclusive)
@@ -264,12 +302,26 @@ def label_components(vol, lab, threshold_hu, *, inclusive=True, connectivity=8, 
     ny = vol.shape[1]
     cnt, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp = component_stats(
         row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_start)
-    lesion = _k._link_slices(row_start, vol.shape[0], ny, x0, x1, rlab, run_comp,
-                             int(comp_start[-1]), conn8)
+    lesion = _link_slices(row_start, vol.shape[0], ny, x0, x1, rlab, run_comp,
+                          int(comp_start[-1]), conn8)
     return {"n_voxels": cnt, "hu_sum": hu_sum, "peak_hu": peak, "sum_y": sum_y,
             "sum_x": sum_x, "label": label, "slice_index": slice_index,
             "lesion_3d": lesion, "row_start": row_start, "row_counts": counts,
             "run_x0": x0, "run_x1": x1, "run_comp": run_comp}
+
+
+def component_map(c, shape, keep=None):
+    """Dense int32 map of the components found by :func:`label_components`.
+
+    ``c``: the dict returned by :func:`label_components` for a volume of
+    ``shape`` (Z, Y, X); ``keep``: boolean per component (default all). Each
+    calcium voxel of a kept component holds the component's index, every other
+    voxel -1.
+    """
+    if keep is None:
+        keep = np.ones(c["n_voxels"].size, dtype=np.bool_)
+    return _paint_components(shape[0], shape[1], shape[2], c["row_start"], c["run_x0"],
+                             c["run_x1"], c["run_comp"], np.ascontiguousarray(keep, np.bool_))
 
 
 def _by_label(lesions, lab, label_names, has_iso, has_mass):
@@ -279,7 +331,7 @@ def _by_label(lesions, lab, label_names, has_iso, has_mass):
     else:
         top = int(lab.max()) if lab.size else 0
         if top < (1 << 20):  # one pass instead of sorting the volume
-            present = np.flatnonzero(_k._labels_present(lab, top))
+            present = np.flatnonzero(_labels_present(lab, top))
         else:
             present = np.unique(lab)
         ids = np.union1d(present[present > 0], np.array(sorted(label_names), dtype=np.int64))

@@ -18,9 +18,13 @@ Steps 1-3 work slice by slice (``_*_slice``) and come in a ``_parallel``
 driver (prange over slices; each slice writes only its own, precomputed
 output range, so the result is identical for any thread count) and a
 ``_serial`` driver for small scans, where starting threads costs more than it
-saves (and is very slow on an oversubscribed machine).
+saves.
 4. :func:`_link_slices`: joins 2D components that touch across neighbouring
    slices (26-neighbourhood for 8-connectivity, 6 for 4) into 3D lesions.
+
+Runs of two rows are joined by one kernel, :func:`_join_rows`, both within a
+slice (step 2, rows y - 1 and y) and across slices (step 4, rows yy of slice
+z - 1 and y of slice z).
 5. :func:`_isotropic_counts`: optional volume after linear interpolation in z.
 
 None of these validate; the wrapper guarantees C-contiguous float32 HU, int32
@@ -87,11 +91,17 @@ def _union(parent, a, b):
 
 
 @numba.njit(**JIT)
-def _join_rows(parent, x0, x1, rlab, a0, a1, b0, b1, d):
+def _join_rows(parent, x0, x1, rlab, a0, a1, b0, b1, d, node):
     """Union every run in [b0, b1) with every touching run in [a0, a1).
 
     Runs touch when their x ranges overlap after widening by ``d`` voxels
     (d=1: diagonal neighbours, d=0: edge neighbours) and their labels agree.
+    Both run ranges are sorted by x0 (runs of one image row), so one merge-like
+    sweep finds every touching pair. ``node`` maps a run to its union-find
+    element: ``None`` joins the runs themselves (rows of one slice), an array
+    joins what the runs belong to (``run_comp``: the 2D components of
+    neighbouring slices). numba compiles one specialisation per case and
+    prunes the other branch.
     """
     i = a0
     for j in range(b0, b1):
@@ -100,7 +110,10 @@ def _join_rows(parent, x0, x1, rlab, a0, a1, b0, b1, d):
         k = i
         while k < a1 and x0[k] < x1[j] + d:
             if rlab[k] == rlab[j]:
-                _union(parent, k, j)
+                if node is None:
+                    _union(parent, k, j)
+                else:
+                    _union(parent, node[k], node[j])
             k += 1
 
 
@@ -147,7 +160,7 @@ def _fill_slice(vol, lab, has_labels, thr, row_start, d, z, x0, x1, rlab, rsum, 
         b1 = row_start[base + y + 1]
         a0 = row_start[base + y - 1]
         if b1 > b0 and b0 > a0:
-            _join_rows(parent, x0, x1, rlab, a0, b0, b0, b1, d)
+            _join_rows(parent, x0, x1, rlab, a0, b0, b0, b1, d, None)
     c = 0
     for r in range(row_start[base], row_start[base + ny]):
         root = _find(parent, r)
@@ -240,15 +253,7 @@ def _link_slices(row_start, nz, ny, x0, x1, rlab, run_comp, n_comp, conn8):
             for yy in range(lo, hi + 1):
                 a0 = row_start[(z - 1) * ny + yy]
                 a1 = row_start[(z - 1) * ny + yy + 1]
-                i = a0
-                for j in range(b0, b1):
-                    while i < a1 and x1[i] + d <= x0[j]:
-                        i += 1
-                    k = i
-                    while k < a1 and x0[k] < x1[j] + d:
-                        if rlab[k] == rlab[j]:
-                            _union(parent, run_comp[k], run_comp[j])
-                        k += 1
+                _join_rows(parent, x0, x1, rlab, a0, a1, b0, b1, d, run_comp)
     lesion = np.empty(n_comp, dtype=np.int64)
     nl = 0
     for c in range(n_comp):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pvcalc._validate import finite_float, positive_float
+
 #: kVp-specific threshold and weight cut-offs in HU, (threshold, w2, w3, w4),
 #: from Grani et al., Eur Heart J Cardiovasc Imaging 2018 (135 kVp extrapolated
 #: by the authors). A voxel is calcium at >= threshold; a component's weight is
@@ -130,15 +132,15 @@ class ScoringPreset:
             if not isinstance(getattr(self, field), (bool, np.bool_)):
                 raise TypeError(
                     f"{field} must be True or False, got {getattr(self, field)!r}")
-        thr = _finite_float("threshold_hu", self.threshold_hu)
-        object.__setattr__(self, "threshold_hu", thr)
+        object.__setattr__(self, "threshold_hu",
+                           finite_float("threshold_hu", self.threshold_hu, unit="HU"))
         cut = tuple(np.atleast_1d(np.asarray(self.weight_cutoffs_hu, dtype=float)).tolist())
         if len(cut) != 3 or not all(np.isfinite(cut)) or not (cut[0] <= cut[1] <= cut[2]):
             raise ValueError(
                 "weight_cutoffs_hu must be 3 finite, non-decreasing HU values (w2, w3, w4), "
                 f"e.g. (200, 300, 400); got {self.weight_cutoffs_hu!r}")
         object.__setattr__(self, "weight_cutoffs_hu", cut)
-        area = _finite_float("min_area_mm2", self.min_area_mm2)
+        area = finite_float("min_area_mm2", self.min_area_mm2, unit="mm2")
         if area < 0:
             raise ValueError(f"min_area_mm2 must be >= 0 mm2, got {self.min_area_mm2!r}")
         object.__setattr__(self, "min_area_mm2", area)
@@ -149,11 +151,8 @@ class ScoringPreset:
                 f"min_voxels must be >= 1 (a lesion has at least one voxel), got {self.min_voxels}")
         object.__setattr__(self, "min_voxels", int(self.min_voxels))
         if self.isotropic_spacing_mm is not None:
-            iso = _finite_float("isotropic_spacing_mm", self.isotropic_spacing_mm)
-            if iso <= 0:
-                raise ValueError(
-                    f"isotropic_spacing_mm must be a positive step in mm, got {iso!r}")
-            object.__setattr__(self, "isotropic_spacing_mm", iso)
+            object.__setattr__(self, "isotropic_spacing_mm", positive_float(
+                "isotropic_spacing_mm", self.isotropic_spacing_mm, what="step", unit="mm"))
 
     def replace(self, **changes) -> "ScoringPreset":
         """A copy with some fields changed (validated like the constructor)."""
@@ -206,20 +205,10 @@ class ScoringPreset:
         return float(row[0]), tuple(float(v) for v in row[1:])
 
 
-def _finite_float(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
-
-
 def _make_presets():
     std = ScoringPreset(
         name="standard",
-        source="Issue 2 default: Agatston et al. 1990 rules (>= 130 HU, weights from the "
+        source="Default: Agatston et al. 1990 rules (>= 130 HU, weights from the "
                "component's peak at 200/300/400 HU, area >= 1 mm2), 8-connected 2D "
                "components per slice, scaled by slice increment / 3 mm")
     variants = {

@@ -1,0 +1,59 @@
+"""Scalar validators shared by pvcalc's public constructors and functions.
+
+Each returns the value as a ``float`` or raises an error that names the
+parameter, what was expected (with its unit), the value received and, where
+one helps, a hint: ``TypeError`` when the value is not a number, ``ValueError``
+when it is out of range. A "number" is anything ``float()`` accepts (a numpy
+scalar, a 0-d array, a DICOM decimal string), as scan attributes often arrive
+that way. The statistics have their own checks in :mod:`pvcalc.stats._validate`.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["finite_float", "positive_float"]
+
+
+def _unit(unit):
+    return f" in {unit}" if unit else ""
+
+
+def finite_float(name, value, *, unit="", hint=""):
+    """``float(value)``, checked finite.
+
+    Examples
+    --------
+    >>> finite_float("threshold_hu", "130")
+    130.0
+    >>> finite_float("threshold_hu", float("inf"), unit="HU")
+    Traceback (most recent call last):
+    ...
+    ValueError: threshold_hu must be finite in HU, got inf
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number{_unit(unit)}, got "
+                        f"{type(value).__name__} {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite{_unit(unit)}, got {value!r}"
+                         f"{'; ' + hint if hint else ''}")
+    return v
+
+
+def positive_float(name, value, *, what="number", unit="", hint=""):
+    """``float(value)``, checked finite and > 0; ``what`` names the quantity.
+
+    Examples
+    --------
+    >>> positive_float("kvp", -120, what="tube voltage", unit="kV")
+    Traceback (most recent call last):
+    ...
+    ValueError: kvp must be a positive tube voltage in kV, got -120
+    """
+    v = finite_float(name, value, unit=unit, hint=hint)
+    if v <= 0:
+        raise ValueError(f"{name} must be a positive {what}{_unit(unit)}, got {value!r}"
+                         f"{'; ' + hint if hint else ''}")
+    return v
