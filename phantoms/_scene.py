@@ -16,11 +16,11 @@ import xarray as xr
 
 from . import _render_kernels as _rk
 from ._ssp import BOX, ssp_half_support_mm, ssp_kind
-from ._truth import build_truth
 from .body import render_cross_section
 from .materials import hu_per_mg_cm3
-from .motion import ConstantVelocity, acquisition_times
+from .motion import NOMINAL_HEART_RATE_BPM, ConstantVelocity, acquisition_times
 from .psf import blur_inplane
+from .truth import _build_truth
 
 #: Relative linearity tolerance of the chord end points for a pixel to be
 #: rendered with one chord (see ``_render_kernels.render_occupancy``).
@@ -129,8 +129,12 @@ class _Scene:
         helical = None if protocol.gated else protocol.table_speed_mm_s
         any_motion = any(l.motion.moves for l in self.lesions)
         m = int(n_time_samples) if any_motion else 1
+        # one owner of the heart rate: the phantom's heart times the acquisition, so the
+        # phase (gating_phase when gated) is a phase of the lesions' own cardiac cycle
+        self.heart_rate_bpm = phantom.heart_rate_bpm
         kw = dict(temporal_resolution_ms=protocol.temporal_resolution_ms, n_samples=m,
-                  heart_rate_bpm=protocol.heart_rate_bpm)
+                  heart_rate_bpm=(NOMINAL_HEART_RATE_BPM if self.heart_rate_bpm is None
+                                  else self.heart_rate_bpm))
         if protocol.gated:
             self.times = acquisition_times(self.z, gated=True, gating_phase=self.phase, **kw)
         else:
@@ -200,7 +204,8 @@ class _Scene:
         return out
 
     def fraction_map(self, i):
-        """Truth occupancy of lesion i with a box profile of width = increment."""
+        """Truth occupancy of lesion i (box slice profile of width = increment) and the
+        grid index of its first voxel."""
         les = self.lesions[i]
         disp, per_slice = self.displacement(les)
         inc = self.protocol.increment_mm
@@ -209,7 +214,7 @@ class _Scene:
         k0, k1, j0, j1, i0, i1 = box
         if occ is None:
             occ = np.zeros((max(k1 - k0, 0), max(j1 - j0, 0), max(i1 - i0, 0)))
-        return occ, self.z[k0:k1], self.y[j0:j1], self.x[i0:i1]
+        return occ, (k0, j0, i0)
 
     def background(self):
         p = self.protocol
@@ -222,6 +227,8 @@ class _Scene:
         a.update(units="HU", seed=int(seed), phantom=self.phantom.name,
                  noise_added=int(bool(noise)), cardiac_phase=self.phase,
                  n_time_samples=int(self.times.shape[1]))
+        if self.heart_rate_bpm is not None:     # a phantom without cardiac motion has none
+            a["heart_rate_bpm"] = self.heart_rate_bpm
         a.update(extra)
         return a
 
@@ -229,8 +236,10 @@ class _Scene:
         tissue = [self.phantom.body.tissue_hu] * len(self.lesions)
         dhu = [self.k_hu * l.density_mg_cm3 for l in self.lesions]
         fr = _map(self.fraction_map, range(len(self.lesions))) if fraction_maps else None
-        vox = self.pixel * self.pixel * self.protocol.increment_mm
-        return build_truth(self.lesions, self.phantom.lesions, dhu, tissue, fr, vox, attrs)
+        grid = ((self.z[0], self.y[0], self.x[0]),
+                (self.protocol.increment_mm, self.pixel, self.pixel),
+                (len(self.z), len(self.y), len(self.x)))
+        return _build_truth(self.lesions, self.phantom.lesions, dhu, tissue, fr, grid, attrs)
 
 
 @functools.lru_cache(maxsize=8)

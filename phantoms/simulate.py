@@ -7,7 +7,10 @@ Steps (``docs/simulator.md`` has the physics and every default):
    ``z_extent_mm`` (``Protocol.slice_positions_mm``).
 2. Acquisition times of every slice (:func:`phantoms.motion.acquisition_times`):
    gated at ``gating_phase``, or non-gated from a random start phase with the
-   helical table speed, ``n_time_samples`` samples per temporal window.
+   helical table speed, ``n_time_samples`` samples per temporal window. Phases
+   are fractions of the R-R interval of the phantom's heart
+   (``Phantom.heart_rate_bpm``, the rate of its lesions' ``CardiacMotion``), so
+   a gated scan samples ``gating_phase`` of the lesions' own cycle.
 3. Background: body and rods rendered once in 2D with in-plane partial volume,
    blurred by the in-plane PSF, broadcast to every slice.
 4. Each lesion: the SSP-weighted, pixel-averaged, time-averaged occupancy on a
@@ -19,7 +22,8 @@ Steps (``docs/simulator.md`` has the physics and every default):
 
 Seeds: ``numpy.random.SeedSequence(seed)`` spawns three children, for the
 repositioning, the cardiac phase and the noise, so each part is reproducible
-on its own; :func:`repeat` first spawns one child per repeat.
+on its own; repeat ``index`` uses child ``index`` of ``SeedSequence(seed)``
+(:func:`simulate_repeat` computes one repeat alone, :func:`repeat` several).
 """
 
 from __future__ import annotations
@@ -29,8 +33,7 @@ import math
 
 import numpy as np
 
-from ._scene import (NONLINEARITY_RTOL, _make_scan, _Scene, shape_occupancy,  # noqa: F401
-                     supersampling)
+from ._scene import _make_scan, _Scene
 from .motion import ConstantVelocity
 from .noise import noise_field
 from .phantom import Lesion, Phantom
@@ -164,17 +167,22 @@ def simulate(phantom, protocol, *, seed, noise=True, mode="full", n_time_samples
     nsub : int, optional
         In-plane supersampling per axis of boundary pixels (default 4).
     fraction_maps : bool, optional
-        Include per-lesion fraction maps in the truth (default True).
+        Include the lesions' voxel fractions in the truth (default True; see
+        :func:`phantoms.truth.fraction_map`).
 
     Returns
     -------
     scan : xarray.DataArray
         float32 HU, dims (z, y, x), mm coordinates, attrs from the protocol plus
-        ``units``, ``seed``, ``phantom``, ``noise_added``, ``cardiac_phase``.
+        ``units``, ``seed``, ``phantom``, ``noise_added``, ``cardiac_phase`` (of
+        the first slice's window centre, as a fraction of R-R) and, when the
+        phantom has cardiac motion, ``heart_rate_bpm`` (the phantom's).
     truth : xarray.Dataset
-        Indexed by ``lesion``: ``volume_mm3``, ``mass_mg``, ``density_mg_cm3``,
-        ``hu``, ``delta_hu``, shape and motion parameters, ``centre_*_mm``, and
-        ``fraction_<i>`` patches on the scan grid.
+        Indexed by ``lesion`` (schema in :mod:`phantoms.truth`): ``volume_mm3``,
+        ``mass_mg``, ``density_mg_cm3``, ``hu``, ``delta_hu``, shape and motion
+        parameters, ``centre_*_mm``, the scan grid and each lesion's voxel
+        fractions. Read it with :func:`phantoms.truth.lesion_table` and
+        :func:`phantoms.truth.fraction_map`.
 
     Examples
     --------
@@ -281,6 +289,87 @@ def simulate_patches(phantom, protocol, *, seed, margin_mm=None, noise=True,
     return patches, scene.truth(attrs, fraction_maps)
 
 
+def _check_repeat_options(translation_sd_mm, rotation_sd_deg, gating_jitter_sd):
+    t = np.asarray(translation_sd_mm, dtype=float)
+    if t.shape != (3,) or np.any(t < 0) or not np.all(np.isfinite(t)):
+        raise ValueError(f"translation_sd_mm must be 3 non-negative SDs (z, y, x) in mm, got "
+                         f"{translation_sd_mm!r}")
+    for name, v in (("rotation_sd_deg", rotation_sd_deg), ("gating_jitter_sd", gating_jitter_sd)):
+        if isinstance(v, (bool, np.bool_)) or not (
+                isinstance(v, (int, float, np.integer, np.floating)) and 0 <= v < 90):
+            raise ValueError(f"{name} must be a non-negative number below 90, got {v!r}")
+    return tuple(float(v) for v in t)
+
+
+def _check_index(index):
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"index must be a non-negative integer (0-based repeat number), got "
+                        f"{index!r}; pass e.g. index=0")
+    if index < 0:
+        raise ValueError(f"index must be >= 0 (0-based repeat number), got {index}")
+
+
+def simulate_repeat(phantom, protocol, *, seed, index, reposition=True, noise=True,
+                    translation_sd_mm=TRANSLATION_SD_MM, rotation_sd_deg=ROTATION_SD_DEG,
+                    gating_jitter_sd=GATING_JITTER_SD, n_time_samples=16, nsub=4,
+                    fraction_maps=True):
+    """One repeated scan of a phantom, computed alone (a pure function of its arguments).
+
+    Returns repeat ``index`` of :func:`repeat` with the same ``seed`` and
+    options, bit for bit, without simulating the other repeats: a study can
+    compute (or skip) each repeat as its own task.
+
+    Parameters
+    ----------
+    phantom, protocol, noise, n_time_samples, nsub, fraction_maps
+        As :func:`simulate`.
+    seed : int
+        Seed of the series of repeats; repeat ``index`` uses child ``index``
+        of ``numpy.random.SeedSequence(seed)``.
+    index : int
+        0-based number of the repeat in the series:
+        ``simulate_repeat(..., index=k)`` equals ``repeat(..., n_repeats=n)[k]``
+        for every ``n > k``.
+    reposition, translation_sd_mm, rotation_sd_deg, gating_jitter_sd
+        As :func:`repeat`.
+
+    Returns
+    -------
+    scan : xarray.DataArray
+        As :func:`simulate`, plus attr ``repeat`` = ``index`` and the
+        repositioning (``translation_*_mm``, ``rotation_deg``,
+        ``rotation_axis_*``, ``rod_<i>_centre_*_mm``).
+    truth : xarray.Dataset
+        As :func:`simulate` (see :mod:`phantoms.truth`), positions after the
+        repositioning; attr ``repeat`` = ``index``.
+
+    Examples
+    --------
+    >>> from phantoms import Phantom, ThoraxBody, Lesion, Sphere, get_protocol
+    >>> ph = Phantom(ThoraxBody(), [Lesion(Sphere((0, 0, 0), 2.0), 400.0)],
+    ...              z_extent_mm=(-9, 9))
+    >>> p = get_protocol("calcium_scoring", matrix=64)
+    >>> scan, truth = simulate_repeat(ph, p, seed=3, index=1, fraction_maps=False)
+    >>> scan.attrs["repeat"], round(float(truth.mass_mg[0]), 3)
+    (1, 13.404)
+    """
+    _check_inputs(phantom, protocol, seed)
+    _check_options(n_time_samples, nsub)
+    _check_index(index)
+    t = _check_repeat_options(translation_sd_mm, rotation_sd_deg, gating_jitter_sd)
+    # child ``index`` of SeedSequence(seed): the same object SeedSequence(seed).spawn(n)[index]
+    # gives for any n > index (spawn keys are (0,), (1,), ...)
+    child = np.random.SeedSequence(int(seed), spawn_key=(int(index),))
+    scan, truth = _full(phantom, protocol, child, seed, noise, fraction_maps,
+                        reposition=reposition, translation_sd_mm=t,
+                        rotation_sd_deg=float(rotation_sd_deg),
+                        gating_jitter_sd=float(gating_jitter_sd),
+                        n_time_samples=n_time_samples, nsub=nsub)
+    scan.attrs["repeat"] = int(index)
+    truth.attrs["repeat"] = int(index)
+    return scan, truth
+
+
 def repeat(phantom, protocol, *, seed, n_repeats, reposition=True, noise=True,
            translation_sd_mm=TRANSLATION_SD_MM, rotation_sd_deg=ROTATION_SD_DEG,
            gating_jitter_sd=GATING_JITTER_SD, n_time_samples=16, nsub=4, fraction_maps=True):
@@ -289,6 +378,8 @@ def repeat(phantom, protocol, *, seed, n_repeats, reposition=True, noise=True,
     Each repeat draws a new noise realisation, a new repositioning and a new
     cardiac phase; the truth (volumes, masses, densities) is unchanged, only
     positions are updated and the repositioning is recorded in the attrs.
+    Repeat ``r`` is :func:`simulate_repeat` with ``index=r``; a study that
+    computes repeats as separate tasks (or skips finished ones) calls that.
 
     Parameters
     ----------
@@ -315,6 +406,8 @@ def repeat(phantom, protocol, *, seed, n_repeats, reposition=True, noise=True,
     Returns
     -------
     list of (scan, truth)
+        ``n_repeats`` pairs in repeat order (a list, so that the repeats can
+        be compared with each other; each is computed on its own).
 
     Examples
     --------
@@ -327,23 +420,12 @@ def repeat(phantom, protocol, *, seed, n_repeats, reposition=True, noise=True,
     """
     _check_inputs(phantom, protocol, seed)
     _check_options(n_time_samples, nsub)
-    if not (isinstance(n_repeats, (int, np.integer)) and n_repeats >= 1):
+    if isinstance(n_repeats, (bool, np.bool_)) or not (
+            isinstance(n_repeats, (int, np.integer)) and n_repeats >= 1):
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
-    t = np.asarray(translation_sd_mm, dtype=float)
-    if t.shape != (3,) or np.any(t < 0) or not np.all(np.isfinite(t)):
-        raise ValueError(f"translation_sd_mm must be 3 non-negative SDs (z, y, x) in mm, got "
-                         f"{translation_sd_mm!r}")
-    for name, v in (("rotation_sd_deg", rotation_sd_deg), ("gating_jitter_sd", gating_jitter_sd)):
-        if not (isinstance(v, (int, float, np.integer, np.floating)) and 0 <= v < 90):
-            raise ValueError(f"{name} must be a non-negative number, got {v!r}")
-    out = []
-    for r, child in enumerate(np.random.SeedSequence(int(seed)).spawn(int(n_repeats))):
-        scan, truth = _full(phantom, protocol, child, seed, noise, fraction_maps,
-                            reposition=reposition, translation_sd_mm=tuple(t),
-                            rotation_sd_deg=float(rotation_sd_deg),
-                            gating_jitter_sd=float(gating_jitter_sd),
-                            n_time_samples=n_time_samples, nsub=nsub)
-        scan.attrs["repeat"] = r
-        truth.attrs["repeat"] = r
-        out.append((scan, truth))
-    return out
+    _check_repeat_options(translation_sd_mm, rotation_sd_deg, gating_jitter_sd)
+    return [simulate_repeat(phantom, protocol, seed=seed, index=r, reposition=reposition,
+                            noise=noise, translation_sd_mm=translation_sd_mm,
+                            rotation_sd_deg=rotation_sd_deg, gating_jitter_sd=gating_jitter_sd,
+                            n_time_samples=n_time_samples, nsub=nsub, fraction_maps=fraction_maps)
+            for r in range(int(n_repeats))]

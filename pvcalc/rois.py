@@ -14,8 +14,9 @@ import xarray as xr
 from pvcalc.scan import validate_scan
 
 
-def spherical_roi_labels(scan, centres_mm, radius_mm, *, names=None) -> xr.DataArray:
-    """Label image with one spherical ROI per lesion, on the scan's grid.
+def spherical_roi_labels(scan, centres_mm, radius_mm, *, names=None, radius_z_mm=None,
+                         overlap="raise") -> xr.DataArray:
+    """Label image with one spherical (or ellipsoidal) ROI per lesion, on the scan's grid.
 
     Parameters
     ----------
@@ -29,6 +30,15 @@ def spherical_roi_labels(scan, centres_mm, radius_mm, *, names=None) -> xr.DataA
     names : sequence of str, optional
         A name per ROI, stored in ``attrs["label_names"]`` so that per-label
         score tables show them. Default: ``"roi_1"``, ``"roi_2"``, ...
+    radius_z_mm : float or (N,) array_like of float, optional
+        Semi-axis along z in mm, for ROIs elongated or flattened along z (an
+        ellipsoid with in-plane radius ``radius_mm``). Default: ``radius_mm``
+        (a sphere). A voxel is inside when
+        ``(dz / radius_z)^2 + (dy^2 + dx^2) / radius^2 <= 1``.
+    overlap : {"raise", "report"}, optional
+        What to do when two ROIs overlap: raise ``ValueError`` (default), or
+        keep the shared voxels in the ROI listed first and list every
+        overlapping pair of names in ``attrs["overlaps"]``.
 
     Returns
     -------
@@ -38,8 +48,8 @@ def spherical_roi_labels(scan, centres_mm, radius_mm, *, names=None) -> xr.DataA
     Raises
     ------
     ValueError
-        If two ROIs overlap (a voxel would need two labels), if a radius is not
-        positive, or if the shapes disagree.
+        If two ROIs overlap (a voxel would need two labels) and
+        ``overlap="raise"``, if a radius is not positive, or if the shapes disagree.
 
     Examples
     --------
@@ -59,6 +69,13 @@ def spherical_roi_labels(scan, centres_mm, radius_mm, *, names=None) -> xr.DataA
     radii = np.broadcast_to(np.asarray(radius_mm, dtype=np.float64), (n,))
     if not np.all(np.isfinite(radii) & (radii > 0)):
         raise ValueError(f"radius_mm must be positive, got {radius_mm!r}")
+    radii_z = radii if radius_z_mm is None else np.broadcast_to(
+        np.asarray(radius_z_mm, dtype=np.float64), (n,))
+    if not np.all(np.isfinite(radii_z) & (radii_z > 0)):
+        raise ValueError(f"radius_z_mm must be positive, got {radius_z_mm!r}")
+    if overlap not in ("raise", "report"):
+        raise ValueError(f"overlap must be 'raise' or 'report', got {overlap!r}")
+    overlaps = []
     if names is None:
         names = [f"roi_{i + 1}" for i in range(n)]
     names = [str(v) for v in names]
@@ -68,23 +85,28 @@ def spherical_roi_labels(scan, centres_mm, radius_mm, *, names=None) -> xr.DataA
     labels = np.zeros(scan.shape, dtype=np.int32)
     for i in range(n):
         cz, cy, cx = centres[i]
-        r = radii[i]
+        r, rz = radii[i], radii_z[i]
         # restrict the distance computation to the ROI's bounding box
-        sz, sy, sx = (slice(np.searchsorted(c, lo - r), np.searchsorted(c, lo + r, side="right"))
-                      for c, lo in ((z, cz), (y, cy), (x, cx)))
-        d2 = ((z[sz, None, None] - cz) ** 2 + (y[None, sy, None] - cy) ** 2
+        sz, sy, sx = (slice(np.searchsorted(c, lo - h), np.searchsorted(c, lo + h, side="right"))
+                      for c, lo, h in ((z, cz, rz), (y, cy, r), (x, cx, r)))
+        d2 = (((z[sz, None, None] - cz) * (r / rz)) ** 2 + (y[None, sy, None] - cy) ** 2
               + (x[None, None, sx] - cx) ** 2)
         inside = d2 <= r * r
         block = labels[sz, sy, sx]
         clash = inside & (block != 0)
         if np.any(clash):
-            other = names[int(block[clash][0]) - 1]
-            raise ValueError(
-                f"ROIs {other!r} and {names[i]!r} overlap; use a smaller radius_mm "
-                f"(now {r:g} mm) so each voxel belongs to one ROI")
+            others = [names[int(v) - 1] for v in np.unique(block[clash])]
+            if overlap == "raise":
+                raise ValueError(
+                    f"ROIs {others[0]!r} and {names[i]!r} overlap; use a smaller radius_mm "
+                    f"(now {r:g} mm) so each voxel belongs to one ROI")
+            overlaps += [(other, names[i]) for other in others]
+            inside &= ~clash
         block[inside] = i + 1
-    return xr.DataArray(labels, dims=scan.dims, coords=scan.coords,
-                        attrs={"label_names": {i + 1: names[i] for i in range(n)}})
+    attrs = {"label_names": {i + 1: names[i] for i in range(n)}}
+    if overlap == "report":
+        attrs["overlaps"] = overlaps
+    return xr.DataArray(labels, dims=scan.dims, coords=scan.coords, attrs=attrs)
 
 
 def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
@@ -95,8 +117,7 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
     scan : xarray.DataArray
         The simulated scan (see :func:`phantoms.simulate`).
     truth : xarray.Dataset
-        Its truth, with a fraction map patch ``fraction_<i>`` per lesion on the
-        scan grid (coordinates ``z_<i>``, ``y_<i>``, ``x_<i>``) and a ``name``.
+        Its truth, with fraction maps (see :mod:`phantoms.truth`).
     margin_mm : float, optional
         Growth of every footprint (voxels with a non-zero fraction) in mm, in
         all three directions, to hold the blurred edge. Default 2 mm.
@@ -110,30 +131,25 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
     """
     from scipy import ndimage
 
+    from phantoms.truth import fraction_map, lesion_table
     from pvcalc.scan import scan_spacing_mm
 
     validate_scan(scan)
-    if "lesion" not in truth.dims:
-        raise ValueError("truth must be a Dataset indexed by 'lesion' (from phantoms.simulate)")
+    names = lesion_table(truth)["lesion"].tolist()
     spacing = np.asarray(scan_spacing_mm(scan))
     grow = np.ceil(float(margin_mm) / spacing).astype(int)
-    coords = [np.asarray(scan.coords[d].values) for d in ("z", "y", "x")]
     labels = np.zeros(scan.shape, dtype=np.int32)
-    names = [str(v) for v in truth["name"].values]
-    for i in range(truth.sizes["lesion"]):
-        var = f"fraction_{i}"
-        if var not in truth:
-            raise ValueError(f"truth has no fraction map {var!r} for lesion {i}")
-        patch = truth[var]
-        starts = [_index_of(coords[a], float(patch.coords[patch.dims[a]].values[0]), scan.dims[a])
-                  for a in range(3)]
-        footprint = np.zeros(scan.shape, dtype=bool)
-        region = tuple(slice(s, s + n) for s, n in zip(starts, patch.shape))
-        footprint[region] = patch.values > 0
-        lo = [max(s - g, 0) for s, g in zip(starts, grow)]
-        hi = [min(s + n + g, size) for s, n, g, size in zip(starts, patch.shape, grow, scan.shape)]
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        structure = np.ones(tuple(2 * g + 1 for g in grow), dtype=bool)
+    structure = np.ones(tuple(2 * g + 1 for g in grow), dtype=bool)
+    for i in range(len(names)):
+        footprint = fraction_map(truth, i, scan).values > 0
+        zs = np.flatnonzero(footprint.any(axis=(1, 2)))
+        if zs.size == 0:
+            continue
+        slab = footprint[zs[0]:zs[-1] + 1]
+        hit = (zs, np.flatnonzero(slab.any(axis=(0, 2))), np.flatnonzero(slab.any(axis=(0, 1))))
+        # the dilation of the footprint stays within its bounding box grown by ``grow``
+        box = tuple(slice(max(int(h[0]) - g, 0), min(int(h[-1]) + 1 + g, size))
+                    for h, g, size in zip(hit, grow, scan.shape))
         grown = ndimage.binary_dilation(footprint[box], structure=structure)
         block = labels[box]
         block[grown & (block == 0)] = i + 1
@@ -141,9 +157,84 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
                         attrs={"label_names": {i + 1: n for i, n in enumerate(names)}})
 
 
-def _index_of(axis_coords, value, dim):
-    index = int(np.argmin(np.abs(axis_coords - value)))
-    step = abs(axis_coords[1] - axis_coords[0]) if axis_coords.size > 1 else 1.0
-    if abs(axis_coords[index] - value) > 1e-3 * step:
-        raise ValueError(f"a truth fraction patch does not lie on the scan's {dim} grid")
-    return index
+def candidate_labels(scan, *, threshold_hu=130.0, mask=None, min_voxels=3,
+                     margin_mm=2.0) -> xr.DataArray:
+    """Lesion ROIs for a scan without any: connected components at a threshold, grown.
+
+    Parameters
+    ----------
+    scan : xarray.DataArray
+        Scan in HU (see :func:`pvcalc.make_scan`).
+    threshold_hu : float, optional
+        Calcium threshold (inclusive, HU >= threshold). Default 130 HU.
+    mask : (Z, Y, X) int or bool array or xarray.DataArray, optional
+        Only voxels with mask > 0 can be candidates (for example a heart or
+        artery label image); components never cross a boundary between two
+        mask labels, and grown ROIs stay inside the mask.
+    min_voxels : int, optional
+        Smallest component kept, in voxels. Default 3 (isolated noise voxels
+        above threshold are dropped).
+    margin_mm : float, optional
+        Each component is grown by this distance (mm, Euclidean with the scan's
+        spacing) to hold its blurred edge; where two grown components meet, a
+        voxel goes to the nearer one. Default 2 mm.
+
+    Returns
+    -------
+    labels : xarray.DataArray of int32
+        ``i + 1`` in candidate ``i`` (numbered in raster order of their first
+        voxel, slice by slice), 0 elsewhere; names ``candidate_1``, ... in
+        ``attrs["label_names"]``.
+
+    Notes
+    -----
+    Components are those of the clinical scoring (:func:`pvcalc.score`):
+    8-connected in each axial slice and linked across neighbouring slices
+    (26-connected in 3D), found by the same labelling kernels.
+
+    Examples
+    --------
+    >>> import numpy as np, pvcalc
+    >>> a = np.zeros((3, 30, 30)); a[1, 5:8, 5:8] = 300.0; a[1, 20, 20] = 300.0
+    >>> labels = candidate_labels(pvcalc.make_scan(a, (3.0, 0.5, 0.5)), margin_mm=1.0)
+    >>> labels.attrs["label_names"], int((labels == 1).sum())   # 7 x 7 square minus 3 per corner
+    ({1: 'candidate_1'}, 37)
+    """
+    from skimage.segmentation import expand_labels
+
+    from pvcalc.scan import scan_spacing_mm
+    from pvcalc.scoring import _label_kernels as _k
+    from pvcalc.scoring._agatston import _validate_labels, label_components
+
+    validate_scan(scan)
+    thr = float(threshold_hu)
+    if not np.isfinite(thr):
+        raise ValueError(f"threshold_hu must be a finite HU value, got {threshold_hu!r}")
+    if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)) \
+            or min_voxels < 1:
+        raise ValueError(f"min_voxels must be an integer >= 1, got {min_voxels!r}")
+    margin = float(margin_mm)
+    if not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin_mm must be a non-negative length in mm, got {margin_mm!r}")
+    lab, _ = _validate_labels(scan, mask)
+    vol = np.ascontiguousarray(scan.values, dtype=np.float32)
+    c = label_components(vol, lab, thr, connectivity=8)
+    n_comp = c["n_voxels"].size
+    lesion = c["lesion_3d"]
+    n3 = int(lesion.max()) + 1 if n_comp else 0
+    size = np.bincount(lesion, weights=c["n_voxels"], minlength=n3)
+    keep3 = size >= min_voxels
+    new_id = np.zeros(n3, dtype=np.int32)
+    new_id[keep3] = np.arange(1, int(keep3.sum()) + 1, dtype=np.int32)
+    comp_map = _k._paint_components(vol.shape[0], vol.shape[1], vol.shape[2], c["row_start"],
+                                    c["run_x0"], c["run_x1"], c["run_comp"],
+                                    np.ones(n_comp, dtype=np.bool_))
+    lut = np.concatenate([[0], new_id[lesion]]).astype(np.int32)  # index comp + 1
+    labels = lut[comp_map + 1]
+    if margin > 0 and labels.any():
+        labels = expand_labels(labels, distance=margin, spacing=scan_spacing_mm(scan))
+        if lab is not None:
+            labels[lab == 0] = 0
+    n = int(keep3.sum())
+    return xr.DataArray(labels.astype(np.int32), dims=scan.dims, coords=scan.coords,
+                        attrs={"label_names": {i + 1: f"candidate_{i + 1}" for i in range(n)}})

@@ -115,6 +115,7 @@ def test_motion_blur_length_is_v_times_window(v):
 _SCRIPT = """
 import hashlib, numba
 from phantoms import *
+from phantoms.truth import fraction_map
 ph = Phantom(ThoraxBody(), [Lesion(Sphere((0, 0, 0), 2.0), 400.0, CardiacMotion((0, 1, 1), 50.0)),
                             Lesion(Cylinder((1, 8, -6), 1.5, 3.0), 800.0),
                             Lesion(Blob([(0, -8, 5), (0.5, -7.5, 5.6)], [1.0, 0.8]), 300.0)],
@@ -125,7 +126,7 @@ patches, _ = simulate_patches(ph, p, seed=42)
 h = hashlib.sha256(scan.values.tobytes())
 for q in patches:
     h.update(q.values.tobytes())
-h.update(truth.fraction_0.values.tobytes())
+h.update(fraction_map(truth, 0, scan).values.tobytes())
 h.update(truth.volume_mm3.values.tobytes())          # the blob's numeric volume too
 print(numba.get_num_threads(), h.hexdigest())
 """

@@ -5,7 +5,8 @@ import pytest
 
 import pvcalc
 from phantoms import (Blob, CardiacMotion, ConstantVelocity, Cylinder, Lesion, Phantom, Rod,
-                      Sphere, ThoraxBody, get_protocol, repeat, simulate, simulate_patches)
+                      Sphere, ThoraxBody, fraction_map, get_protocol, lesion_table, repeat,
+                      simulate, simulate_patches, simulate_repeat)
 from phantoms.materials import hu_per_mg_cm3
 
 
@@ -40,11 +41,25 @@ def test_scan_follows_the_scan_model():
 
 def test_truth_values():
     ph = _phantom()
-    _, truth = simulate(ph, PROTOCOL, seed=0, noise=False)
+    scan, truth = simulate(ph, PROTOCOL, seed=0, noise=False)
     k = hu_per_mg_cm3(120)
+    vox = float(np.prod(pvcalc.scan_spacing_mm(scan)))
+    # the rendered volume (fractions x voxel volume) against the shapes' analytic volumes,
+    # computed here from their parameters; the blob's two spheres overlap, so its volume is
+    # the union: two spheres minus the lens where they intersect
+    d = float(np.linalg.norm(np.subtract((2.0, 5.0, 1.0), (2.5, 5.5, 1.8))))
+    r1, r2 = 1.0, 0.8
+    lens = np.pi * (r1 + r2 - d) ** 2 * (d * d + 2 * d * (r1 + r2) - 3 * (r1 - r2) ** 2) / (12 * d)
+    analytic = [4 / 3 * np.pi * 1.5 ** 3, np.pi * 1.0 ** 2 * 2.0,
+                4 / 3 * np.pi * (r1 ** 3 + r2 ** 3) - lens]
     for i, les in enumerate(ph.lesions):
-        assert float(truth.volume_mm3[i]) == les.shape.volume_mm3
-        assert float(truth.mass_mg[i]) == pytest.approx(les.density_mg_cm3 * les.volume_mm3 / 1000)
+        rendered = float(fraction_map(truth, i, scan).sum(dtype=np.float64)) * vox
+        # the cylinder moves partly along z, but the scan is gated: every slice sees the same
+        # time window, so its time-averaged occupancy still sums to its volume
+        assert rendered == pytest.approx(analytic[i], rel=5e-3)
+        assert float(truth.volume_mm3[i]) == pytest.approx(analytic[i], rel=1e-4)
+        assert float(truth.mass_mg[i]) == pytest.approx(les.density_mg_cm3 * analytic[i] / 1000,
+                                                        rel=1e-4)
         assert float(truth.delta_hu[i]) == pytest.approx(k * les.density_mg_cm3)
         assert float(truth.hu[i]) == pytest.approx(40.0 + k * les.density_mg_cm3)
     assert list(truth["shape"].values) == ["sphere", "cylinder", "blob"]
@@ -60,7 +75,7 @@ def test_fraction_maps_sum_to_true_volume(protocol):
     scan, truth = simulate(_phantom(z_motion=0.0), protocol, seed=1, noise=False)
     vox = float(np.prod(pvcalc.scan_spacing_mm(scan)))
     for i in range(truth.sizes["lesion"]):
-        f = truth[f"fraction_{i}"]
+        f = fraction_map(truth, i, scan)
         assert float(f.sum()) * vox == pytest.approx(float(truth.volume_mm3[i]), rel=5e-3)
         assert float(f.min()) >= 0 and float(f.max()) <= 1 + 1e-6
 
@@ -179,9 +194,13 @@ def test_phantom_validation():
 
 def test_repositioning_moves_lesions_and_rods_together():
     from scipy.spatial.transform import Rotation
+    # off-origin lesion and an asymmetric z extent: the pivot (phantom centre: mid z of
+    # the extent, body centre in-plane) is not the origin and the lesion is not on it
+    centre = np.array([1.5, 12.0, -15.0])
     ph = Phantom(ThoraxBody(lungs=False, spine=False),
-                 [Lesion(Sphere((0.0, 0.0, 0.0), 2.0), 800.0)],
-                 rods=(Rod((-5.0, 20.0), 4.0, density_mg_cm3=800.0),), z_extent_mm=(-6.0, 6.0))
+                 [Lesion(Sphere(tuple(centre), 2.0), 800.0)],
+                 rods=(Rod((-5.0, 20.0), 4.0, density_mg_cm3=800.0),), z_extent_mm=(-4.5, 7.5))
+    pivot = np.array([0.5 * (-4.5 + 7.5), 0.0, 0.0])
     p = get_protocol("calcium_scoring", matrix=128, noise_sd_hu=0.0)
     (scan, truth), = repeat(ph, p, seed=3, n_repeats=1, translation_sd_mm=(0.5, 1.0, 1.0),
                             rotation_sd_deg=10.0, fraction_maps=False)
@@ -190,14 +209,71 @@ def test_repositioning_moves_lesions_and_rods_together():
         [a["rotation_axis_z"], a["rotation_axis_y"], a["rotation_axis_x"]])).as_matrix()
     t = np.array([a["translation_z_mm"], a["translation_y_mm"], a["translation_x_mm"]])
     assert abs(a["rotation_deg"]) > 2
-    # the lesion centre in the truth is the rotated and translated nominal centre
-    c = np.array([float(truth[f"centre_{d}_mm"][0]) for d in "zyx"])
-    np.testing.assert_allclose(c, R @ np.zeros(3) + t, atol=1e-9)
-    # the rod (rendered in the image) sits at its rotated, translated centre
-    rod = (R @ np.array([0.0, -5.0, 20.0]) + t)[1:]
+    # the lesion centre in the truth is the nominal centre rotated about the pivot, then
+    # translated (and the rotation moves it by far more than the tolerance)
+    c = lesion_table(truth).loc[0, ["centre_z_mm", "centre_y_mm", "centre_x_mm"]].to_numpy(float)
+    np.testing.assert_allclose(c, R @ (centre - pivot) + pivot + t, atol=1e-9)
+    assert np.linalg.norm(R @ (centre - pivot) - (centre - pivot)) > 0.5
+    # the rod (rendered in the image) sits at its centre in the pivot's plane, rotated and
+    # translated
+    rod = (R @ (np.array([pivot[0], -5.0, 20.0]) - pivot) + pivot + t)[1:]
     img = scan.isel(z=1).values.astype(float) - 40.0
     yy, xx = np.meshgrid(scan.y.values, scan.x.values, indexing="ij")
     near = (yy - rod[0]) ** 2 + (xx - rod[1]) ** 2 < 7.0 ** 2
     w = np.where(near, img, 0.0)
     found = np.array([(w * yy).sum(), (w * xx).sum()]) / w.sum()
     np.testing.assert_allclose(found, rod, atol=0.05)
+
+
+def _repeat_reference(ph, protocol, seed, n, n_time_samples):
+    """The repeat loop written out: one SeedSequence child per repeat, spawned together."""
+    from phantoms.simulate import TRANSLATION_SD_MM, _full
+    out = []
+    for child in np.random.SeedSequence(seed).spawn(n):
+        scan, truth = _full(ph, protocol, child, seed, True, False,
+                            reposition=True, translation_sd_mm=TRANSLATION_SD_MM,
+                            rotation_sd_deg=1.0, gating_jitter_sd=0.02,
+                            n_time_samples=n_time_samples, nsub=4)
+        out.append((scan, truth))
+    return out
+
+
+@pytest.mark.parametrize("protocol", [PROTOCOL, HELICAL], ids=["gated", "helical"])
+def test_simulate_repeat_is_repeat_k_bit_for_bit(protocol):
+    ph = _phantom()          # moving lesions; reposition, jitter and noise on by default
+    m = 4                    # time samples (fewer than the default: a faster test)
+    for seed in (0, 7, 2 ** 40 + 3):
+        series = repeat(ph, protocol, seed=seed, n_repeats=3, n_time_samples=m)
+        ref = _repeat_reference(ph, protocol, seed, 3, m)
+        for k in (2, 0, 1):
+            scan, truth = simulate_repeat(ph, protocol, seed=seed, index=k, n_time_samples=m)
+            s, t = series[k]
+            assert scan.values.tobytes() == s.values.tobytes() == ref[k][0].values.tobytes()
+            assert scan.attrs == s.attrs and scan.attrs["repeat"] == k
+            assert truth.identical(t)
+            for name in truth.data_vars:
+                assert truth[name].values.tobytes() == t[name].values.tobytes()
+            np.testing.assert_array_equal(truth.centre_x_mm, ref[k][1].centre_x_mm)
+        # the repeats are different scans
+        assert series[0][0].attrs["translation_x_mm"] != series[1][0].attrs["translation_x_mm"]
+    # a repeat does not depend on how many repeats the series has
+    long = repeat(ph, protocol, seed=5, n_repeats=4, fraction_maps=False, n_time_samples=m)
+    short = repeat(ph, protocol, seed=5, n_repeats=2, fraction_maps=False, n_time_samples=m)
+    assert long[1][0].values.tobytes() == short[1][0].values.tobytes()
+
+
+def test_simulate_repeat_errors():
+    ph = _phantom()
+    for bad in (-1, 1.0, True, "0", None):
+        err = TypeError if not isinstance(bad, int) or isinstance(bad, bool) else ValueError
+        with pytest.raises(err, match="index must be"):
+            simulate_repeat(ph, PROTOCOL, seed=0, index=bad)
+    for bad in (-1, 0.5, None, True):
+        with pytest.raises(TypeError, match="seed must be a non-negative integer"):
+            simulate_repeat(ph, PROTOCOL, seed=bad, index=0)
+    with pytest.raises(TypeError, match="index"):
+        simulate_repeat(ph, PROTOCOL, seed=0)            # index is required
+    with pytest.raises(ValueError, match="translation_sd_mm must be 3 non-negative"):
+        simulate_repeat(ph, PROTOCOL, seed=0, index=0, translation_sd_mm=(1.0, -1.0, 0.0))
+    with pytest.raises(ValueError, match="rotation_sd_deg must be a non-negative number"):
+        simulate_repeat(ph, PROTOCOL, seed=0, index=0, rotation_sd_deg=-2.0)
