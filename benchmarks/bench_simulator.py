@@ -38,6 +38,7 @@ from _timing import median_time
 import phantoms
 from phantoms import (CardiacMotion, Cylinder, Lesion, Phantom, Sphere, ThoraxBody,
                       get_protocol, simulate, simulate_patches)
+from phantoms.motion import NOMINAL_HEART_RATE_BPM
 from phantoms.materials import hu_per_mg_cm3
 from phantoms.noise import noise_field
 from phantoms.psf import blur_inplane
@@ -103,7 +104,7 @@ def baseline_scan(phantom, protocol, seed, nsub=4, n_time=16):
     vol[...] = _supersampled_body(phantom.body, y, x, nsub)[None]
     k = hu_per_mg_cm3(protocol.kvp)
     off = (np.arange(nsub) + 0.5) / nsub - 0.5
-    rr = 60.0 / protocol.heart_rate_bpm
+    rr = 60.0 / (phantom.heart_rate_bpm or NOMINAL_HEART_RATE_BPM)
     t_c = protocol.gating_phase * rr
     times = t_c + (np.arange(n_time) + 0.5) / n_time * protocol.temporal_resolution_ms * 1e-3 \
         - 0.5 * protocol.temporal_resolution_ms * 1e-3

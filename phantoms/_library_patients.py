@@ -10,8 +10,9 @@ import numbers
 
 import numpy as np
 
-from phantoms._library_common import check_extent, check_number
 from phantoms._library_estimate import _agatston_weight, estimated_agatston
+from phantoms._validate import boolean, interval, real_in_range
+from phantoms.motion import check_heart_rate
 
 #: Artery labels, in the order used everywhere (lesion names start with them).
 ARTERIES = ("lm", "lad", "lcx", "rca")
@@ -74,14 +75,6 @@ def coronary_centrelines():
     ['lad', 'lcx', 'lm', 'rca']
     """
     return {a: np.array(pts, dtype=float) for a, pts in _CENTRELINES_MM.items()}
-
-
-def _risk_category(score):
-    """Category index of a score: 0 if score <= 0, then upper bounds 10, 100, 400."""
-    for i, (_, hi) in enumerate(RISK_CATEGORY_BOUNDS):
-        if score <= hi:
-            return i
-    return len(RISK_CATEGORY_BOUNDS) - 1
 
 
 def _arc_point(polyline, s):
@@ -163,9 +156,10 @@ def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
     ``risk_category``), draws a target total score inside it, splits it among the
     lesions and sizes each lesion from its share and density (volume = 3 mm x share /
     Agatston weight); patients whose :func:`estimated_agatston` total falls outside
-    the category (kept off its edges: 1.5-9, 12-90, 110-370, >= 450) are redrawn. Lesions sit on the vessel wall at random positions along
-    LM, LAD, LCX and RCA, never overlap (axis-aligned bounding boxes at least 2 mm
-    apart) and move with their artery's cardiac motion.
+    the category (kept off its edges: 1.5-9, 12-90, 110-370, >= 450) are redrawn.
+    Lesions sit on the vessel wall at random positions along LM, LAD, LCX and RCA,
+    never overlap (axis-aligned bounding boxes at least 2 mm apart) and move with
+    their artery's cardiac motion.
 
     Parameters
     ----------
@@ -184,7 +178,11 @@ def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
         direction, peak speed per artery: RCA 70-109, LCX 50-85, LM 35-65,
         LAD 22-50 mm/s); False makes every lesion static.
     heart_rate_bpm : float or None
-        Heart rate; None draws 55-85 bpm.
+        The patient's heart rate during the scan (30-200 bpm); None draws 55-85
+        bpm. It is the period of every artery's motion and times the scan: a
+        gated protocol samples its ``gating_phase`` of this cycle (the phantom's
+        :attr:`~phantoms.phantom.Phantom.heart_rate_bpm`). Unused with
+        ``motion=False`` (a static patient has no heart to time).
     kvp : float, default 120
         Tube voltage the estimate assumes.
     extension_ring : bool, default False
@@ -200,6 +198,12 @@ def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
 
     Notes
     -----
+    The generator draws in stages, in this order: the risk category, the heart
+    rate, one motion per artery (drawn even with ``motion=False``, so static and
+    moving patients of one seed have the same lesions), then candidate patients
+    until one lands in the category, each being a lesion population (target
+    total, number of lesions, their shares) placed on the arteries.
+
     Densities are drawn log-uniformly in 130-900 mg HA/cm3 and volumes are kept in
     1-400 mm3. The artery paths are a simplified geometry fitted between the body's
     lungs, not an anatomical atlas (see ``docs/phantoms.md``).
@@ -212,25 +216,40 @@ def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
     Examples
     --------
     >>> from phantoms.library import virtual_patient
-    >>> p = virtual_patient(3, risk_category=2)
-    >>> len(p.lesions) >= 1
-    True
+    >>> p = virtual_patient(3, risk_category=2, heart_rate_bpm=72)
+    >>> len(p.lesions) >= 1, p.heart_rate_bpm
+    (True, 72.0)
     """
     from phantoms.body import ThoraxBody
-    from phantoms.motion import CardiacMotion, Static
-    from phantoms.phantom import Lesion, Phantom
+    from phantoms.phantom import Phantom
 
-    ss = _check_seed(seed)
-    rng = np.random.default_rng(ss)
-    if risk_category is not None:
-        if isinstance(risk_category, bool) or not isinstance(risk_category, numbers.Integral) \
-                or not 0 <= risk_category < len(RISK_CATEGORY_BOUNDS):
-            raise ValueError(
-                f"risk_category must be an int in 0-{len(RISK_CATEGORY_BOUNDS) - 1} (0: score 0, "
-                f"1: 1-10, 2: 11-100, 3: 101-400, 4: > 400) or None, got {risk_category!r}")
-        category = int(risk_category)
-    else:
-        category = int(rng.integers(0, len(RISK_CATEGORY_BOUNDS)))
+    rng = np.random.default_rng(_check_seed(seed))
+    category = _patient_category(risk_category, rng)
+    shapes = tuple(shapes)
+    _check_patient_options(category, n_lesions, shapes, motion, kvp)
+    hr = (float(rng.uniform(55.0, 85.0)) if heart_rate_bpm is None
+          else check_heart_rate(heart_rate_bpm))
+    z_extent = _check_patient_extent(z_extent_mm)
+    body = ThoraxBody(extension_ring=bool(extension_ring))
+    motions = _artery_motions(rng, hr, bool(motion))
+    lesions = _accepted_lesions(rng, category, n_lesions, shapes, motions, kvp, body,
+                                z_extent)
+    return Phantom(body, tuple(lesions), z_extent_mm=z_extent, name="virtual_patient")
+
+
+def _patient_category(risk_category, rng):
+    """The target risk category: ``risk_category`` checked, or drawn uniformly."""
+    if risk_category is None:
+        return int(rng.integers(0, len(RISK_CATEGORY_BOUNDS)))
+    if isinstance(risk_category, bool) or not isinstance(risk_category, numbers.Integral) \
+            or not 0 <= risk_category < len(RISK_CATEGORY_BOUNDS):
+        raise ValueError(
+            f"risk_category must be an int in 0-{len(RISK_CATEGORY_BOUNDS) - 1} (0: score 0, "
+            f"1: 1-10, 2: 11-100, 3: 101-400, 4: > 400) or None, got {risk_category!r}")
+    return int(risk_category)
+
+
+def _check_patient_options(category, n_lesions, shapes, motion, kvp):
     if n_lesions is not None:
         if isinstance(n_lesions, bool) or not isinstance(n_lesions, numbers.Integral) \
                 or not 0 <= n_lesions <= 40:
@@ -239,25 +258,30 @@ def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
             raise ValueError(
                 f"n_lesions={n_lesions} contradicts risk_category={category}: category 0 "
                 "(score 0) has no lesions and every other category needs at least one")
-    shapes = tuple(shapes)
     bad = [s for s in shapes if s not in _SHAPES]
     if not shapes or bad:
         raise ValueError(f"shapes must be a non-empty subset of {_SHAPES}, got {shapes!r}")
-    if not isinstance(motion, (bool, np.bool_)):
-        raise TypeError(f"motion must be True or False, got {motion!r}")
-    hr = (float(rng.uniform(55.0, 85.0)) if heart_rate_bpm is None
-          else check_number(heart_rate_bpm, "heart_rate_bpm", 30.0, 200.0))
-    check_number(kvp, "kvp", 70.0, 140.0)
-    z_lo, z_hi = check_extent(z_extent_mm)
-    lines = coronary_centrelines()
-    z_all = np.concatenate([pts[:, 0] for pts in lines.values()])
+    boolean("motion", motion)
+    real_in_range("kvp", kvp, 70.0, 140.0, unit="kV")
+
+
+def _check_patient_extent(z_extent_mm):
+    z_lo, z_hi = interval("z_extent_mm", z_extent_mm)
+    z_all = np.concatenate([np.asarray(pts)[:, 0] for pts in _CENTRELINES_MM.values()])
     if z_lo > z_all.min() - 8.0 or z_hi < z_all.max() + 8.0:
         raise ValueError(
             f"z_extent_mm=({z_lo}, {z_hi}) must contain the coronary arteries with an 8 mm "
             f"margin (z from {z_all.min() - 8.0} to {z_all.max() + 8.0} mm); widen it")
+    return z_lo, z_hi
 
-    body = ThoraxBody(extension_ring=bool(extension_ring))
-    tissue_hu = float(getattr(body, "tissue_hu", 40.0))
+
+def _artery_motions(rng, heart_rate_bpm, moving):
+    """One motion per artery: CardiacMotion at the patient's heart rate, or Static.
+
+    The per-artery draws (peak speed, in-plane angle, small z component) happen in
+    both cases, so ``motion=False`` gives the same lesions as ``motion=True``.
+    """
+    from phantoms.motion import CardiacMotion, Static
 
     motions = {}
     for artery in ARTERIES:
@@ -267,24 +291,27 @@ def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
         direction = (float(rng.normal(0.0, 0.2)), math.sin(ang), math.cos(ang))
         norm = math.sqrt(sum(d * d for d in direction))
         direction = tuple(d / norm for d in direction)
-        motions[artery] = (CardiacMotion(direction, peak, heart_rate_bpm=hr)
-                           if motion else Static())
+        motions[artery] = (CardiacMotion(direction, peak, heart_rate_bpm=heart_rate_bpm)
+                           if moving else Static())
+    return motions
 
-    lesions = []
+
+def _accepted_lesions(rng, category, n_lesions, shapes, motions, kvp, body, z_extent):
+    """Draw patients until the estimated total lies in the category's acceptance band."""
+    tissue_hu = float(getattr(body, "tissue_hu", 40.0))
+    lines = coronary_centrelines()
     for _attempt in range(50):
         lesions = _draw_lesions(rng, category, n_lesions, shapes, lines, motions, kvp,
-                                tissue_hu, (z_lo, z_hi), Lesion, body)
+                                tissue_hu, z_extent, body)
         if lesions is None:
             continue
         total = float(estimated_agatston(lesions, kvp=kvp, tissue_hu=tissue_hu).sum())
         lo, hi = _ACCEPT_BAND[category]
         if lo <= total <= hi:
-            break
-    else:  # pragma: no cover - the ranges above make this practically unreachable
-        raise RuntimeError(
-            f"could not draw a patient in risk category {category} after 50 attempts; "
-            "try another seed or fewer lesions")
-    return Phantom(body, tuple(lesions), z_extent_mm=(z_lo, z_hi), name="virtual_patient")
+            return lesions
+    raise RuntimeError(  # pragma: no cover - the ranges above make this practically unreachable
+        f"could not draw a patient in risk category {category} after 50 attempts; "
+        "try another seed or fewer lesions")
 
 
 def _in_soft_tissue(body, box, margin_mm=3.0):
@@ -297,12 +324,8 @@ def _in_soft_tissue(body, box, margin_mm=3.0):
     return bool(np.all(body.inside_tissue(ys, xs)))
 
 
-def _draw_lesions(rng, category, n_lesions, shapes, lines, motions, kvp, tissue_hu,
-                  z_extent, lesion_cls, body):
-    from phantoms.materials import hu_per_mg_cm3
-
-    if category == 0:
-        return []
+def _lesion_shares(rng, category, n_lesions):
+    """The lesion population: each lesion's share of a target total drawn in the category."""
     lo, hi = _TARGET_RANGE[category]
     target = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     if n_lesions is None:
@@ -310,36 +333,59 @@ def _draw_lesions(rng, category, n_lesions, shapes, lines, motions, kvp, tissue_
         n = int(rng.integers(n_lo, n_hi + 1))
     else:
         n = int(n_lesions)
-    shares = target * rng.dirichlet(np.full(n, 2.0))
+    return target * rng.dirichlet(np.full(n, 2.0))
+
+
+def _draw_lesions(rng, category, n_lesions, shapes, lines, motions, kvp, tissue_hu,
+                  z_extent, body):
+    """One candidate patient's lesions (None if one could not be placed)."""
+    if category == 0:
+        return []
+    return _place_lesions(rng, _lesion_shares(rng, category, n_lesions), shapes, lines,
+                          motions, kvp, tissue_hu, z_extent, body)
+
+
+def _place_lesions(rng, shares, shapes, lines, motions, kvp, tissue_hu, z_extent, body):
+    """Size each share (density, volume, shape) and place it on an artery, biggest first."""
+    from phantoms.materials import hu_per_mg_cm3
+    from phantoms.phantom import Lesion
+
     k = hu_per_mg_cm3(kvp)
-    arteries = list(_ARTERY_WEIGHTS)
-    weights = np.array([_ARTERY_WEIGHTS[a] for a in arteries])
     boxes, lesions, counters = [], [], {a: 0 for a in ARTERIES}
     for share in sorted(shares.tolist(), reverse=True):   # big lesions placed first
         density = math.exp(rng.uniform(*np.log(_DENSITY_RANGE_MG_CM3)))
         w = _agatston_weight(tissue_hu + k * density)
         volume = float(np.clip(3.0 * share / max(w, 1.0), *_VOLUME_RANGE_MM3))
         kind = shapes[int(rng.integers(0, len(shapes)))]
-        for _try in range(200):
-            artery = arteries[int(rng.choice(len(arteries), p=weights / weights.sum()))]
-            point, tangent = _arc_point(lines[artery], float(rng.uniform(0.05, 0.95)))
-            frame = _frame(tangent, rng)
-            centre = point + _VESSEL_RADIUS_MM[artery] * frame[1]
-            shape = _make_shape(kind, centre, frame, volume, rng)
-            box = shape.bounding_box_mm()
-            if box[0][0] < z_extent[0] or box[1][0] > z_extent[1]:
-                continue
-            if not _in_soft_tissue(body, box):
-                continue
-            if _boxes_clear(box, boxes, _GAP_MM):
-                break
-        else:
+        placed = _place_one(rng, kind, volume, lines, boxes, z_extent, body)
+        if placed is None:
             return None
+        artery, shape, box = placed
         boxes.append((np.asarray(box[0]), np.asarray(box[1])))
         name = f"{artery}_{counters[artery]}_{kind}"
         counters[artery] += 1
-        lesions.append(lesion_cls(shape, density, motion=motions[artery], name=name))
+        lesions.append(Lesion(shape, density, motion=motions[artery], name=name))
     return lesions
+
+
+def _place_one(rng, kind, volume, lines, boxes, z_extent, body, tries=200):
+    """(artery, shape, box) of a lesion on a random artery wall clear of ``boxes``, or None."""
+    arteries = list(_ARTERY_WEIGHTS)
+    weights = np.array([_ARTERY_WEIGHTS[a] for a in arteries])
+    for _try in range(tries):
+        artery = arteries[int(rng.choice(len(arteries), p=weights / weights.sum()))]
+        point, tangent = _arc_point(lines[artery], float(rng.uniform(0.05, 0.95)))
+        frame = _frame(tangent, rng)
+        centre = point + _VESSEL_RADIUS_MM[artery] * frame[1]
+        shape = _make_shape(kind, centre, frame, volume, rng)
+        box = shape.bounding_box_mm()
+        if box[0][0] < z_extent[0] or box[1][0] > z_extent[1]:
+            continue
+        if not _in_soft_tissue(body, box):
+            continue
+        if _boxes_clear(box, boxes, _GAP_MM):
+            return artery, shape, box
+    return None
 
 
 def lesion_population(n_patients, *, seed, risk_categories="balanced", **patient_kwargs):

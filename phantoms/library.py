@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from phantoms._library_common import check_extent as _check_extent
-from phantoms._library_common import check_number as _check_number
 from phantoms._library_patients import (
     ARTERIES,
     RISK_CATEGORY_BOUNDS,
@@ -24,6 +20,8 @@ from phantoms._library_patients import (
     lesion_population,
     virtual_patient,
 )
+from phantoms._validate import boolean, interval, one_of, real_in_range
+from phantoms.motion import check_heart_rate
 
 __all__ = [
     "ARTERIES",
@@ -141,16 +139,10 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
     from phantoms.phantom import Lesion, Phantom
     from phantoms.shapes import Cylinder
 
-    if not isinstance(extension_ring, (bool, np.bool_)):
-        raise TypeError(
-            f"extension_ring must be True or False, got {extension_ring!r}")
-    if not isinstance(calibration_rods, (bool, np.bool_)):
-        raise TypeError(
-            f"calibration_rods must be True or False, got {calibration_rods!r}")
-    if insert_layout not in _CCI_LAYOUTS:
-        raise ValueError(
-            f"insert_layout must be one of {_CCI_LAYOUTS}, got {insert_layout!r}")
-    z_lo, z_hi = _check_extent(z_extent_mm)
+    boolean("extension_ring", extension_ring)
+    boolean("calibration_rods", calibration_rods)
+    one_of("insert_layout", insert_layout, _CCI_LAYOUTS)
+    z_lo, z_hi = interval("z_extent_mm", z_extent_mm)
 
     lesions = []
     for name, diameter, density in CCI_INSERTS:
@@ -214,7 +206,9 @@ def motion_phantom(*, velocities_mm_s=(0.0, 10.0, 20.0, 30.0, 60.0, 100.0), diam
         ``"cardiac"``: :class:`phantoms.motion.CardiacMotion` (rest in mid-diastole,
         systolic peak) at ``heart_rate_bpm``. An insert with velocity 0 is static.
     heart_rate_bpm : float, default 60.0
-        Heart rate of the cardiac profile (30 to 200 bpm).
+        Heart rate of the cardiac profile (30 to 200 bpm): the period of the
+        motion and the scan's timing (a gated protocol samples its
+        ``gating_phase`` of this cycle). Unused with ``profile="constant"``.
     spacing_mm : float or None
         Centre-to-centre distance of the inserts along y; default
         ``max(15, diameter_mm + 10)`` mm, so the patches never overlap whatever the
@@ -263,16 +257,16 @@ def motion_phantom(*, velocities_mm_s=(0.0, 10.0, 20.0, 30.0, 60.0, 100.0), diam
         raise ValueError(
             f"velocities_mm_s must lie in [0, 500] mm/s, got {bad}; coronary arteries move "
             "at up to about 110 mm/s")
-    diameter = _check_number(diameter_mm, "diameter_mm", 0.5, 20.0)
-    density = _check_number(density_mg_cm3, "density_mg_cm3", 1e-6, 3000.0)
-    hr = _check_number(heart_rate_bpm, "heart_rate_bpm", 30.0, 200.0)
-    if profile not in _MOTION_PROFILES:
-        raise ValueError(f"profile must be one of {_MOTION_PROFILES}, got {profile!r}")
+    diameter = real_in_range("diameter_mm", diameter_mm, 0.5, 20.0, unit="mm")
+    density = real_in_range("density_mg_cm3", density_mg_cm3, 1e-6, 3000.0, unit="mg HA/cm3")
+    hr = check_heart_rate(heart_rate_bpm)
+    one_of("profile", profile, _MOTION_PROFILES)
     if spacing_mm is None:
         spacing = max(15.0, diameter + 10.0)
     else:
-        spacing = _check_number(spacing_mm, "spacing_mm", diameter + 2.0, 200.0)
-    z_lo, z_hi = _check_extent(z_extent_mm)
+        spacing = real_in_range("spacing_mm", spacing_mm, diameter + 2.0, 200.0, unit="mm",
+                                hint="inserts need at least 2 mm between them")
+    z_lo, z_hi = interval("z_extent_mm", z_extent_mm)
     if z_lo > -diameter / 2 or z_hi < diameter / 2:
         raise ValueError(
             f"z_extent_mm=({z_lo}, {z_hi}) must contain the inserts (z from "

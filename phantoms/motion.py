@@ -27,6 +27,20 @@ end-systolic rest (about 3.8 mm for 50 mm/s at 60 bpm). Phase windows are
 fixed fractions of R-R at every heart rate (a simplification: diastasis
 shortens at high rates).
 
+Who owns the heart rate
+-----------------------
+The heart rate is a property of the scanned object, not of the scanner: the
+``heart_rate_bpm`` of a :class:`CardiacMotion` is the patient's heart rate
+during the scan. It sets both the period of the motion and the acquisition
+timing: :func:`phantoms.simulate` converts the scan's cardiac phase (the
+protocol's ``gating_phase`` when gated, a random phase otherwise) into time
+with the R-R interval of the phantom's heart
+(:attr:`phantoms.phantom.Phantom.heart_rate_bpm`), so a gated scan samples
+``gating_phase`` of the lesion's own cycle at every heart rate. A phantom has
+one heart: all its :class:`CardiacMotion` share one heart rate. A phantom
+without cardiac motion has no R wave; its clock runs at
+:data:`NOMINAL_HEART_RATE_BPM` (R-R = 1 s).
+
 References
 ----------
 .. [1] Achenbach S, Ropers D, Holle J, et al. In-plane coronary arterial motion
@@ -47,18 +61,27 @@ import math
 
 import numpy as np
 
+from ._validate import (
+    finite_real,
+    nonnegative_real,
+    positive_int,
+    real_in_range,
+    unit_vector,
+    vector,
+)
 
-def _unit(name, value):
-    try:
-        v = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be 3 numbers (z, y, x), got {value!r}") from None
-    if v.shape != (3,) or not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} must be 3 finite numbers (z, y, x), got {value!r}")
-    n = np.linalg.norm(v)
-    if n == 0:
-        raise ValueError(f"{name} must be a non-zero direction (z, y, x), got {value!r}")
-    return tuple(float(a) for a in v / n)
+__all__ = ["HEART_RATE_RANGE_BPM", "MOTIONS", "NOMINAL_HEART_RATE_BPM", "CardiacMotion",
+           "ConstantVelocity", "Static", "acquisition_times"]
+
+#: Accepted heart rates (beats/min), everywhere a heart rate is given.
+HEART_RATE_RANGE_BPM = (30.0, 200.0)
+#: Clock of a scan whose phantom has no cardiac motion (no R wave): R-R = 1 s.
+NOMINAL_HEART_RATE_BPM = 60.0
+
+
+def check_heart_rate(value, name="heart_rate_bpm"):
+    """``value`` as a float heart rate in :data:`HEART_RATE_RANGE_BPM` (TypeError/ValueError)."""
+    return real_in_range(name, value, *HEART_RATE_RANGE_BPM, unit="beats/min")
 
 
 def _times(t_s):
@@ -115,19 +138,12 @@ class ConstantVelocity:
     kind = "constant_velocity"
 
     def __post_init__(self):
-        try:
-            v = np.asarray(self.velocity_mm_s, dtype=float)
-        except (TypeError, ValueError):
-            raise TypeError(f"velocity_mm_s must be 3 numbers (vz, vy, vx) in mm/s, got "
-                            f"{self.velocity_mm_s!r}") from None
-        if v.shape != (3,) or not np.all(np.isfinite(v)):
-            raise ValueError(f"velocity_mm_s must be 3 finite numbers (vz, vy, vx) in mm/s, "
-                             f"got {self.velocity_mm_s!r}")
-        object.__setattr__(self, "velocity_mm_s", tuple(float(a) for a in v))
+        object.__setattr__(self, "velocity_mm_s", vector(
+            "velocity_mm_s", self.velocity_mm_s, axes=("vz", "vy", "vx"), unit="mm/s"))
         if self.t_ref_s is not None:
-            if not math.isfinite(self.t_ref_s):
-                raise ValueError(f"t_ref_s must be a finite time in s or None, got {self.t_ref_s!r}")
-            object.__setattr__(self, "t_ref_s", float(self.t_ref_s))
+            object.__setattr__(self, "t_ref_s", finite_real(
+                "t_ref_s", self.t_ref_s, unit="s",
+                hint="or None to centre the motion on the acquisition"))
 
     @property
     def moves(self):
@@ -159,7 +175,9 @@ class CardiacMotion:
     peak_velocity_mm_s : float
         Largest speed over the cycle in mm/s (coronary arteries: 22-109).
     heart_rate_bpm : float, optional
-        Heart rate, default 60 bpm (R-R = 1 s).
+        The patient's heart rate during the scan, 30-200 bpm, default 60
+        (R-R = 1 s). It sets the period of the motion and the scan's timing: a
+        gated scan samples the protocol's ``gating_phase`` of this cycle.
     rest_phase : (float, float), optional
         End-systolic rest window as fractions of R-R, default (0.3, 0.5).
     diastolic_rest_phase : (float, float), optional
@@ -182,17 +200,10 @@ class CardiacMotion:
     kind = "cardiac"
 
     def __post_init__(self):
-        object.__setattr__(self, "direction", _unit("direction", self.direction))
-        v = self.peak_velocity_mm_s
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise TypeError(f"peak_velocity_mm_s must be a number in mm/s, got {v!r}")
-        if not (math.isfinite(v) and v >= 0):
-            raise ValueError(f"peak_velocity_mm_s must be finite and >= 0 mm/s, got {v!r}")
-        object.__setattr__(self, "peak_velocity_mm_s", float(v))
-        hr = self.heart_rate_bpm
-        if not (isinstance(hr, (int, float, np.integer, np.floating)) and 20 <= hr <= 250):
-            raise ValueError(f"heart_rate_bpm must be a number in 20-250 bpm, got {hr!r}")
-        object.__setattr__(self, "heart_rate_bpm", float(hr))
+        object.__setattr__(self, "direction", unit_vector("direction", self.direction))
+        object.__setattr__(self, "peak_velocity_mm_s", nonnegative_real(
+            "peak_velocity_mm_s", self.peak_velocity_mm_s, unit="mm/s"))
+        object.__setattr__(self, "heart_rate_bpm", check_heart_rate(self.heart_rate_bpm))
         r0, r1 = (float(a) for a in self.rest_phase)
         d0, d1 = (float(a) for a in self.diastolic_rest_phase)
         if not (0.0 <= r0 < r1 < d0 < d1 <= 1.0):
@@ -229,7 +240,7 @@ class CardiacMotion:
         rr = self.rr_s
         ph = np.mod(_times(t_s) / rr, 1.0)
         r0, r1 = self.rest_phase
-        d0, d1 = self.diastolic_rest_phase
+        _, d1 = self.diastolic_rest_phase
         l_fwd, l_ret, a_fwd, a_ret = self._lobes()
         u = np.mod(ph - d1, 1.0)               # phase since end of diastolic rest
         amp = a_fwd * l_fwd * rr / 2.0          # displacement during end-systolic rest
@@ -261,9 +272,8 @@ class CardiacMotion:
 MOTIONS = (Static, ConstantVelocity, CardiacMotion)
 
 
-def acquisition_times(z_mm, *, temporal_resolution_ms, n_samples=16, gated=True,
-                      gating_phase=0.7, heart_rate_bpm=60.0, start_phase=0.0,
-                      table_speed_mm_s=None):
+def acquisition_times(z_mm, *, temporal_resolution_ms, heart_rate_bpm, n_samples=16,
+                      gated=True, gating_phase=0.7, start_phase=0.0, table_speed_mm_s=None):
     """Time samples of each slice's acquisition window.
 
     Parameters
@@ -272,6 +282,11 @@ def acquisition_times(z_mm, *, temporal_resolution_ms, n_samples=16, gated=True,
         Slice centres in mm (acquisition order = increasing z).
     temporal_resolution_ms : float
         Width of each slice's acquisition window in ms.
+    heart_rate_bpm : float
+        Heart rate of the scanned object (30-200 bpm); R-R = 60 / heart_rate_bpm
+        seconds. :func:`phantoms.simulate` passes the phantom's
+        (:attr:`phantoms.phantom.Phantom.heart_rate_bpm`, or
+        :data:`NOMINAL_HEART_RATE_BPM` for a phantom without cardiac motion).
     n_samples : int, optional
         Time samples per window (midpoints of ``n_samples`` equal sub-windows).
     gated : bool, optional
@@ -281,8 +296,6 @@ def acquisition_times(z_mm, *, temporal_resolution_ms, n_samples=16, gated=True,
         ``(z_k - z_0) / table_speed_mm_s`` seconds later.
     gating_phase, start_phase : float
         Fractions of the R-R interval in [0, 1).
-    heart_rate_bpm : float
-        Heart rate; R-R = 60 / heart_rate_bpm seconds.
     table_speed_mm_s : float or None
         Table speed of a helical scan (pitch x collimation / rotation time).
         ``None``: all slices share one window (axial / single-shot).
@@ -292,32 +305,41 @@ def acquisition_times(z_mm, *, temporal_resolution_ms, n_samples=16, gated=True,
     times_s : (K, n_samples) ndarray
         Sample times in s from an R wave.
 
+    Notes
+    -----
+    Window centre of slice k: ``t_k = phase x RR`` (gated: ``phase =
+    gating_phase``; non-gated: ``phase = start_phase``, plus ``(z_k - z_0) /
+    table_speed_mm_s`` in helical mode), with ``RR = 60 / heart_rate_bpm``;
+    samples at ``t_k + ((m + 0.5) / n_samples - 0.5) x temporal_resolution``,
+    m = 0 .. n_samples - 1. The window has a fixed length in ms, so in phase
+    terms it spans ``temporal_resolution / RR``, wider at higher heart rates.
+
     Examples
     --------
-    >>> t = acquisition_times([0.0, 3.0], temporal_resolution_ms=100, n_samples=2,
-    ...                       gated=False, start_phase=0.5, table_speed_mm_s=30.0)
+    >>> t = acquisition_times([0.0, 3.0], temporal_resolution_ms=100, heart_rate_bpm=60,
+    ...                       n_samples=2, gated=False, start_phase=0.5, table_speed_mm_s=30.0)
     >>> t.round(3).tolist()
     [[0.475, 0.525], [0.575, 0.625]]
+    >>> acquisition_times([0.0], temporal_resolution_ms=100, heart_rate_bpm=80, n_samples=1,
+    ...                   gating_phase=0.75).tolist()      # 0.75 x 0.75 s
+    [[0.5625]]
     """
     z = np.atleast_1d(np.asarray(z_mm, dtype=float))
     if z.ndim != 1 or z.size == 0:
         raise ValueError(f"z_mm must be a non-empty 1D array of slice positions, got shape {z.shape}")
-    if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1):
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if not (temporal_resolution_ms >= 0 and math.isfinite(temporal_resolution_ms)):
-        raise ValueError(f"temporal_resolution_ms must be >= 0 ms, got {temporal_resolution_ms!r}")
-    if not (20 <= heart_rate_bpm <= 250):
-        raise ValueError(f"heart_rate_bpm must be in 20-250 bpm, got {heart_rate_bpm!r}")
-    rr = 60.0 / heart_rate_bpm
+    n_samples = positive_int("n_samples", n_samples)
+    temporal_resolution_ms = nonnegative_real("temporal_resolution_ms", temporal_resolution_ms,
+                                              unit="ms")
+    rr = 60.0 / check_heart_rate(heart_rate_bpm)
     tw = temporal_resolution_ms / 1000.0
     offsets = ((np.arange(n_samples) + 0.5) / n_samples - 0.5) * tw
     if gated:
-        if not 0 <= gating_phase < 1:
-            raise ValueError(f"gating_phase must be in [0, 1) of R-R, got {gating_phase!r}")
+        gating_phase = real_in_range("gating_phase", gating_phase, 0, 1, hi_open=True,
+                                     unit="of R-R")
         centres = np.full(z.shape, gating_phase * rr)
     else:
-        if not 0 <= start_phase < 1:
-            raise ValueError(f"start_phase must be in [0, 1) of R-R, got {start_phase!r}")
+        start_phase = real_in_range("start_phase", start_phase, 0, 1, hi_open=True,
+                                    unit="of R-R")
         centres = np.full(z.shape, start_phase * rr)
         if table_speed_mm_s is not None:
             if not (table_speed_mm_s > 0 and math.isfinite(table_speed_mm_s)):

@@ -11,7 +11,10 @@ scan. Validation (at construction):
 * lesions do not overlap: bounding boxes are disjoint, or where two boxes
   intersect, no point of a 0.1 mm grid over the intersection lies in both
   shapes (true non-overlap to 0.1 mm). Motion may still bring moving lesions
-  together; that is not checked.
+  together; that is not checked;
+* one heart: every :class:`~phantoms.motion.CardiacMotion` of the phantom has
+  the same ``heart_rate_bpm`` (:attr:`Phantom.heart_rate_bpm`), the heart rate
+  that times the scan (see :mod:`phantoms.motion`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import math
 import numpy as np
 
 from .body import Rod, ThoraxBody
-from .motion import MOTIONS, Static
+from .motion import MOTIONS, CardiacMotion, Static
 from .shapes import SHAPES
 
 OVERLAP_GRID_MM = 0.1
@@ -114,12 +117,22 @@ class Phantom:
         z range (mm) to scan; must contain every lesion.
     name : str
 
+    Raises
+    ------
+    ValueError
+        Also when two lesions' :class:`~phantoms.motion.CardiacMotion` have
+        different heart rates (a phantom has one heart).
+
     Examples
     --------
     >>> from phantoms.shapes import Sphere
+    >>> from phantoms.motion import CardiacMotion
     >>> ph = Phantom(ThoraxBody(), [Lesion(Sphere((0, 0, 0), 2.0), 400.0)])
-    >>> len(ph.lesions), ph.z_extent_mm
-    (1, (-30.0, 30.0))
+    >>> len(ph.lesions), ph.z_extent_mm, ph.heart_rate_bpm
+    (1, (-30.0, 30.0), None)
+    >>> beating = Lesion(Sphere((0, 0, 0), 2.0), 400.0, CardiacMotion((0, 0, 1), 40.0, 75.0))
+    >>> Phantom(ThoraxBody(), [beating]).heart_rate_bpm
+    75.0
     """
 
     body: object
@@ -153,6 +166,35 @@ class Phantom:
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str, got {type(self.name).__name__}")
         self._validate_geometry()
+        self._validate_heart()
+
+    @property
+    def heart_rate_bpm(self):
+        """Heart rate (bpm) of the phantom's cardiac motion; None without one.
+
+        The rate shared by every lesion's :class:`~phantoms.motion.CardiacMotion`.
+        It times the scan: :func:`phantoms.simulate` converts the cardiac phase
+        (``gating_phase`` when gated) to time with R-R = 60 / heart_rate_bpm s.
+        """
+        for les in self.lesions:
+            if isinstance(les.motion, CardiacMotion):
+                return les.motion.heart_rate_bpm
+        return None
+
+    def _validate_heart(self):
+        first = None
+        for i, les in enumerate(self.lesions):
+            if not isinstance(les.motion, CardiacMotion):
+                continue
+            label = f"lesions[{i}]" + (f" ({les.name})" if les.name else "")
+            if first is None:
+                first = (label, les.motion.heart_rate_bpm)
+            elif les.motion.heart_rate_bpm != first[1]:
+                raise ValueError(
+                    f"{label} has CardiacMotion(heart_rate_bpm={les.motion.heart_rate_bpm:g}) "
+                    f"but {first[0]} has heart_rate_bpm={first[1]:g}: a phantom has one heart, "
+                    "whose rate times the scan; give every CardiacMotion the same "
+                    "heart_rate_bpm (e.g. dataclasses.replace(motion, heart_rate_bpm=...))")
 
     def _validate_geometry(self):
         z0, z1 = self.z_extent_mm

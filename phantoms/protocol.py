@@ -11,14 +11,14 @@ and the sources of every number are in ``docs/scanner.md``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
-import numbers
 import types
 from dataclasses import dataclass
 
 import numpy as np
 
-from phantoms._validate import real_in_range
+from phantoms._validate import boolean, integer_in_range, one_of, real_in_range
 from phantoms.psf import FWHM_PER_SIGMA, MTF50_TIMES_FWHM, NPS_PEAK_TIMES_FWHM
 
 #: Reference point of the dose model (see :func:`noise_sd_from_mas`).
@@ -30,6 +30,12 @@ DOSE_REFERENCE = dict(noise_sd_hu=20.0, mas=100.0, slice_thickness_mm=3.0,
 WATER_MU_PER_MM = math.log(2.0) / 40.0
 
 _SLICE_PROFILES = ("trapezoid", "gaussian")
+_NO_HEART_RATE = (
+    "Protocol has no heart_rate_bpm: the heart rate belongs to the scanned object and "
+    "times both its motion and the acquisition. Set it on the phantom: "
+    "CardiacMotion(..., heart_rate_bpm=...) of its lesions, "
+    "virtual_patient(..., heart_rate_bpm=...) or motion_phantom(..., heart_rate_bpm=...); "
+    "a gated protocol then samples its gating_phase of that cycle")
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,10 @@ class Protocol:
         ECG-gated (every slice at ``gating_phase``) or not (helical, random phase).
     gating_phase : float
         Cardiac phase of the window centre as a fraction of the R-R interval, [0, 1).
-    heart_rate_bpm : float
-        Heart rate, 30-200 beats per minute.
+        The R-R interval is the scanned object's: the heart rate belongs to the
+        phantom (its lesions' :class:`~phantoms.motion.CardiacMotion`), not to
+        the protocol, so a gated scan samples ``gating_phase`` of the patient's
+        own cycle at any heart rate (a protocol has no ``heart_rate_bpm``).
     rotation_time_s : float
         Gantry rotation time, 0.2-2 s.
     pitch : float
@@ -102,10 +110,14 @@ class Protocol:
     temporal_resolution_ms: float = 150.0
     gated: bool = True
     gating_phase: float = 0.7
-    heart_rate_bpm: float = 60.0
     rotation_time_s: float = 0.28
     pitch: float = 1.0
     collimation_mm: float = 40.0
+
+    def __new__(cls, *args, **fields):
+        if "heart_rate_bpm" in fields:
+            raise TypeError(_NO_HEART_RATE)
+        return super().__new__(cls)
 
     def __post_init__(self):
         for key in ("name", "kernel"):
@@ -115,19 +127,13 @@ class Protocol:
         set_("kvp", real_in_range("kvp", self.kvp, 70.0, 140.0, unit="kV",
                             hint="the HA table covers 70-140 kVp"))
         set_("pixel_mm", real_in_range("pixel_mm", self.pixel_mm, 0.1, 2.0, unit="mm"))
-        if isinstance(self.matrix, (bool, np.bool_)) or not isinstance(self.matrix, numbers.Integral):
-            raise TypeError(f"matrix must be an int (pixels per side), got {self.matrix!r}")
-        if not 16 <= int(self.matrix) <= 2048:
-            raise ValueError(f"matrix must be in [16, 2048] pixels, got {self.matrix!r}")
-        set_("matrix", int(self.matrix))
+        set_("matrix", integer_in_range("matrix", self.matrix, 16, 2048, unit="pixels per side"))
         set_("slice_thickness_mm", real_in_range("slice_thickness_mm", self.slice_thickness_mm,
                                            0.25, 10.0, unit="mm"))
         set_("increment_mm", real_in_range(
             "increment_mm", self.increment_mm, 0.1, 10.0, unit="mm",
             hint="increment <= slice_thickness_mm gives contiguous or overlapping slices"))
-        if self.slice_profile not in _SLICE_PROFILES:
-            raise ValueError(f"slice_profile must be one of {_SLICE_PROFILES}, got "
-                             f"{self.slice_profile!r}")
+        one_of("slice_profile", self.slice_profile, _SLICE_PROFILES)
         set_("psf_fwhm_mm", real_in_range("psf_fwhm_mm", self.psf_fwhm_mm, 0.1, 5.0, unit="mm",
                                     hint="or give MTF50 with Protocol.from_mtf50"))
         set_("noise_sd_hu", real_in_range("noise_sd_hu", self.noise_sd_hu, 0.0, 500.0, unit="HU",
@@ -141,16 +147,10 @@ class Protocol:
         set_("temporal_resolution_ms", real_in_range("temporal_resolution_ms",
                                                self.temporal_resolution_ms, 1.0, 2000.0,
                                                unit="ms"))
-        if not isinstance(self.gated, (bool, np.bool_)):
-            raise TypeError(f"gated must be True or False, got {self.gated!r}")
-        set_("gated", bool(self.gated))
-        ph = real_in_range("gating_phase", self.gating_phase, 0.0, 1.0, unit="of the R-R interval")
-        if ph >= 1.0:
-            raise ValueError(f"gating_phase must be in [0, 1) of the R-R interval, got "
-                             f"{self.gating_phase!r}; 70% is gating_phase=0.7")
-        set_("gating_phase", ph)
-        set_("heart_rate_bpm", real_in_range("heart_rate_bpm", self.heart_rate_bpm, 30.0, 200.0,
-                                       unit="beats/min"))
+        set_("gated", boolean("gated", self.gated))
+        set_("gating_phase", real_in_range("gating_phase", self.gating_phase, 0, 1, hi_open=True,
+                                           unit="of the R-R interval",
+                                           hint="70% is gating_phase=0.7"))
         set_("rotation_time_s", real_in_range("rotation_time_s", self.rotation_time_s, 0.2, 2.0,
                                         unit="s"))
         set_("pitch", real_in_range("pitch", self.pitch, 0.1, 3.5))
@@ -262,6 +262,13 @@ class Protocol:
         return cls(psf_fwhm_mm=MTF50_TIMES_FWHM / m, **fields)
 
 
+# __new__ rejects the removed heart_rate_bpm field with a pointer to its new owner;
+# the signature users see stays the dataclass's __init__ one
+_INIT_SIGNATURE = inspect.signature(Protocol.__init__)
+Protocol.__signature__ = _INIT_SIGNATURE.replace(
+    parameters=tuple(_INIT_SIGNATURE.parameters.values())[1:])
+
+
 def noise_sd_from_mas(mas, *, slice_thickness_mm=3.0, effective_diameter_mm=None,
                       width_mm=None, height_mm=None, reference=None):
     """Noise SD (HU) from the tube current-time product and the body size.
@@ -335,14 +342,15 @@ PROTOCOLS = types.MappingProxyType({
     # ECG-triggered calcium-scoring CT: 120 kVp, 3 mm contiguous, soft kernel
     # (MTF50 0.34 /mm, inside the 0.28-0.42 measured on QRM), ~20 HU noise,
     # half-rotation temporal resolution of a 0.28 s gantry (~150 ms), triggered
-    # at 75% R-R: the 150 ms window (0.675-0.825 R-R at 60 bpm) lies in the
-    # mid-diastolic rest of phantoms.motion.CardiacMotion (0.65-0.85).
+    # at 75% of the patient's R-R: the 150 ms window (0.675-0.825 R-R at 60 bpm,
+    # 0.644-0.856 at 85 bpm) lies in or at the edge of the mid-diastolic rest of
+    # phantoms.motion.CardiacMotion (0.65-0.85).
     "calcium_scoring": Protocol(
         name="calcium_scoring", kvp=120.0, pixel_mm=0.49, matrix=512,
         slice_thickness_mm=3.0, increment_mm=3.0, slice_profile="trapezoid",
         psf_fwhm_mm=1.3, kernel="soft", noise_sd_hu=20.0, temporal_resolution_ms=150.0,
-        gated=True, gating_phase=0.75, heart_rate_bpm=60.0, rotation_time_s=0.28,
-        pitch=1.0, collimation_mm=40.0),
+        gated=True, gating_phase=0.75, rotation_time_s=0.28, pitch=1.0,
+        collimation_mm=40.0),
     # Non-gated low-dose chest CT (lung-screening style): larger FOV, thin
     # 50%-overlapping slices (an increment of T/2 keeps the summed slice weight
     # flat; 1.25 / 1.0 mm would ripple 0.80-1.12, see docs/scanner.md), sharper
@@ -352,16 +360,16 @@ PROTOCOLS = types.MappingProxyType({
         name="low_dose_chest", kvp=120.0, pixel_mm=0.68, matrix=512,
         slice_thickness_mm=1.25, increment_mm=0.625, slice_profile="trapezoid",
         psf_fwhm_mm=0.8, kernel="sharp", noise_sd_hu=40.0, temporal_resolution_ms=250.0,
-        gated=False, gating_phase=0.0, heart_rate_bpm=70.0, rotation_time_s=0.5,
-        pitch=1.0, collimation_mm=40.0),
+        gated=False, gating_phase=0.0, rotation_time_s=0.5, pitch=1.0,
+        collimation_mm=40.0),
     # Thin-slice calcium-scoring CT: gated, 1 mm slices every 0.5 mm, same
     # soft kernel; noise 26 HU as measured in patients at 1 mm (Muhlenbruch 2007).
     "thin_slice_cscT": Protocol(
         name="thin_slice_cscT", kvp=120.0, pixel_mm=0.49, matrix=512,
         slice_thickness_mm=1.0, increment_mm=0.5, slice_profile="trapezoid",
         psf_fwhm_mm=1.3, kernel="soft", noise_sd_hu=26.0, temporal_resolution_ms=150.0,
-        gated=True, gating_phase=0.75, heart_rate_bpm=60.0, rotation_time_s=0.28,
-        pitch=1.0, collimation_mm=40.0),
+        gated=True, gating_phase=0.75, rotation_time_s=0.28, pitch=1.0,
+        collimation_mm=40.0),
 })
 
 
@@ -383,6 +391,8 @@ def get_protocol(name, **overrides) -> Protocol:
     if not isinstance(name, str) or name not in PROTOCOLS:
         raise ValueError(f"unknown protocol {name!r}; valid names: {sorted(PROTOCOLS)} "
                          "(or build one with phantoms.Protocol(...))")
+    if "heart_rate_bpm" in overrides:
+        raise TypeError(_NO_HEART_RATE)
     bad = set(overrides) - {f.name for f in dataclasses.fields(Protocol)}
     if bad:
         raise TypeError(f"unknown Protocol field(s) {sorted(bad)}; valid fields: "

@@ -11,6 +11,11 @@ Composable, importable strategies in the style of ``xarray.testing.strategies``:
 - :func:`scans` -- ``(scan, truth)`` from :func:`phantoms.simulate_patches`
   (default, a few ms per example) or :func:`phantoms.simulate`.
 
+The strategies need `hypothesis <https://hypothesis.readthedocs.io>`_, which
+is only in pvcalc's ``test`` extra: ``pip install "pvcalc[test]"`` (or ``pip
+install hypothesis``). ``import phantoms`` does not need it; importing this
+module without it raises an ``ImportError`` that says so.
+
 Every strategy shrinks towards the simplest case: a static sphere of 400 mg
 HA/cm3, the ``calcium_scoring`` preset (3 mm contiguous slices, 120 kVp),
 noise-free, seed 0. Geometry: lesions are placed in the mediastinum of the
@@ -34,7 +39,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as err:  # hypothesis is an optional (test) dependency
+    raise ImportError(
+        "phantoms.strategies needs hypothesis, which is not installed; install it with "
+        "pip install \"pvcalc[test]\" (or pip install hypothesis). The rest of phantoms "
+        "works without it.") from err
 
 from phantoms.body import ThoraxBody
 from phantoms.motion import CardiacMotion, ConstantVelocity, Static
@@ -113,7 +125,9 @@ def lesions(draw, *, kinds=SHAPE_KINDS, size_mm=(1.0, 6.0),
         Nominal centre (z, y, x) in mm.
     motion : bool
         Allow motion (static remains the shrink target): constant velocity or
-        cardiac-like, in-plane, up to ``max_velocity_mm_s``.
+        cardiac-like, in-plane, up to ``max_velocity_mm_s``. Cardiac motion beats
+        at ``CardiacMotion``'s default 60 bpm, so the lesions of one drawn phantom
+        share one heart rate (a :class:`~phantoms.phantom.Phantom` has one heart).
     max_velocity_mm_s : float
         Largest speed drawn (mm/s).
 

@@ -56,12 +56,12 @@ def test_cci_true_volumes_and_masses_match_geometry_and_design():
         assert les.density_mg_cm3 == rho
         assert les.shape.volume_mm3 == pytest.approx(math.pi * d ** 3 / 4, rel=1e-9)
     vol = {les.name: les.shape.volume_mm3 for les in p.lesions}
-    # DESIGN.md: 0.785 / 21.21 / 98.17 mm3
+    # pi d^3 / 4 for d = L = 1, 3, 5 mm: 0.785 / 21.21 / 98.17 mm3
     assert round(vol["small_hd"], 3) == 0.785
     assert round(vol["medium_md"], 2) == 21.21
     assert round(vol["large_ld"], 2) == 98.17
     mass = {les.name: les.density_mg_cm3 * les.shape.volume_mm3 / 1000 for les in p.lesions}
-    # DESIGN.md: 0.157-0.628 / 4.24-16.96 / 19.63-78.5 mg
+    # 200-800 mg/cm3 x those volumes: 0.157-0.628 / 4.24-16.96 / 19.63-78.5 mg
     assert round(mass["small_ld"], 3) == 0.157 and round(mass["small_hd"], 3) == 0.628
     assert round(mass["medium_ld"], 2) == 4.24 and round(mass["medium_hd"], 2) == 16.96
     assert round(mass["large_ld"], 2) == 19.63 and round(mass["large_hd"], 1) == 78.5
@@ -239,6 +239,26 @@ def _point_segment_distance(p, a, b):
     ab = b - a
     t = np.clip(np.dot(p - a, ab) / np.dot(ab, ab), 0.0, 1.0)
     return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def test_patient_heart_rate_is_the_phantom_heart_rate():
+    # one heart per patient: every artery's CardiacMotion beats at the patient's rate,
+    # which is the phantom's heart rate (the one that times a scan)
+    drawn = []
+    for seed in range(8):
+        p = virtual_patient(seed, risk_category=2)
+        rates = {les.motion.heart_rate_bpm for les in p.lesions}
+        assert rates == {p.heart_rate_bpm}
+        drawn.append(p.heart_rate_bpm)
+    assert all(55.0 <= hr <= 85.0 for hr in drawn) and len(set(drawn)) == 8
+    assert virtual_patient(1, risk_category=3, heart_rate_bpm=92).heart_rate_bpm == 92.0
+    assert virtual_patient(1, risk_category=3, motion=False).heart_rate_bpm is None
+    assert motion_phantom(profile="cardiac", heart_rate_bpm=75).heart_rate_bpm == 75.0
+    assert motion_phantom(profile="constant").heart_rate_bpm is None
+    with pytest.raises(ValueError, match=r"heart_rate_bpm must be in \[30.0, 200.0\]"):
+        virtual_patient(1, heart_rate_bpm=20.0)
+    with pytest.raises(ValueError, match=r"heart_rate_bpm must be in \[30.0, 200.0\]"):
+        motion_phantom(profile="cardiac", heart_rate_bpm=220.0)
 
 
 def test_rca_moves_fastest():

@@ -13,9 +13,9 @@ def test_defaults_follow_the_contract():
     p = Protocol()
     assert (p.name, p.kvp, p.pixel_mm, p.matrix, p.slice_thickness_mm, p.increment_mm,
             p.slice_profile, p.psf_fwhm_mm, p.kernel, p.noise_sd_hu, p.temporal_resolution_ms,
-            p.gated, p.gating_phase, p.heart_rate_bpm, p.rotation_time_s) == (
+            p.gated, p.gating_phase, p.rotation_time_s) == (
         "custom", 120.0, 0.49, 512, 3.0, 3.0, "trapezoid", 1.3, "soft", 20.0, 150.0,
-        True, 0.7, 60.0, 0.28)
+        True, 0.7, 0.28)
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.kvp = 100.0
     assert hash(p) == hash(Protocol())
@@ -88,7 +88,6 @@ def test_get_protocol_with_overrides_and_errors():
     ("nps_peak_freq_per_mm", 2.0, ValueError, "below the Nyquist frequency"),
     ("gating_phase", 1.0, ValueError, r"gating_phase must be in \[0, 1\)"),
     ("gated", 1, TypeError, "gated must be True or False"),
-    ("heart_rate_bpm", 20.0, ValueError, "heart_rate_bpm must be in"),
     ("pitch", 0.0, ValueError, "pitch must be in"),
     ("name", 3, TypeError, "name must be a str"),
     ("temporal_resolution_ms", math.nan, ValueError, "temporal_resolution_ms must be in"),
@@ -96,6 +95,23 @@ def test_get_protocol_with_overrides_and_errors():
 def test_validation_messages(field, value, exc, match):
     with pytest.raises(exc, match=match):
         Protocol(**{field: value})
+
+
+def test_heart_rate_is_not_a_protocol_field():
+    # the heart rate belongs to the phantom (its CardiacMotion); every way of giving
+    # it to a protocol fails and says where it went
+    assert "heart_rate_bpm" not in {f.name for f in dataclasses.fields(Protocol)}
+    assert "heart_rate_bpm" not in PROTOCOLS["calcium_scoring"].as_attrs()
+    where = r"Protocol has no heart_rate_bpm.*CardiacMotion.*virtual_patient.*motion_phantom"
+    for make in (lambda: Protocol(heart_rate_bpm=80.0),
+                 lambda: get_protocol("calcium_scoring", heart_rate_bpm=80.0),
+                 lambda: PROTOCOLS["low_dose_chest"].replace(heart_rate_bpm=70.0)):
+        with pytest.raises(TypeError, match=where):
+            make()
+    # the signature shown to users is still the dataclass one, without the field
+    import inspect
+    params = inspect.signature(Protocol).parameters
+    assert "heart_rate_bpm" not in params and list(params)[:2] == ["name", "kvp"]
 
 
 def test_overlap_and_gaps_are_allowed():
