@@ -10,7 +10,7 @@ import os
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
-from pydicom.uid import generate_uid
+from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from pvcalc.scan import scan_origin_mm, scan_spacing_mm
@@ -65,10 +65,28 @@ def _ds(value):
     return format_number_as_ds(float(value))
 
 
+#: Root of every UID written: pydicom's registered root, followed by a random
+#: number or, with ``uid_seed``, the decimal SHA-512 of the seed and the UID's role
+#: (``pydicom.uid.generate_uid(prefix=UID_ROOT, entropy_srcs=...)``), cut to 64 characters.
+UID_ROOT = PYDICOM_ROOT_UID
+
+
 def _uid(seed, *parts):
     if seed is None:
-        return generate_uid()
-    return generate_uid(entropy_srcs=[str(seed), *map(str, parts)])
+        return generate_uid(prefix=UID_ROOT)
+    return generate_uid(prefix=UID_ROOT, entropy_srcs=[str(seed), *map(str, parts)])
+
+
+def _date_time(study_datetime):
+    """DICOM DA and TM strings of ``study_datetime`` (default: now, local time)."""
+    if study_datetime is None:
+        study_datetime = datetime.datetime.now()
+    elif not isinstance(study_datetime, datetime.date):
+        raise TypeError(f"study_datetime must be a datetime.datetime or datetime.date, got "
+                        f"{study_datetime!r}; e.g. datetime.datetime(2000, 1, 1)")
+    elif not isinstance(study_datetime, datetime.datetime):
+        study_datetime = datetime.datetime.combine(study_datetime, datetime.time())
+    return study_datetime.strftime("%Y%m%d"), study_datetime.strftime("%H%M%S")
 
 
 def _text(value, limit=64):
@@ -76,9 +94,10 @@ def _text(value, limit=64):
 
 
 def write_dicom(scan, folder, *, uid_seed=None, rescale_slope=None, overwrite=False,
-                series_number=1, series_description=None):
+                series_number=1, series_description=None, study_datetime=None):
     """Write ``scan`` (already validated) into ``folder``; return the file paths."""
     folder = os.fspath(folder)
+    date, time = _date_time(study_datetime)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise FileExistsError(f"{folder}: exists and is not a folder; DICOM series are written "
                               "as a folder of files (or give a .nii/.nii.gz path for NIfTI)")
@@ -100,8 +119,6 @@ def write_dicom(scan, folder, *, uid_seed=None, rescale_slope=None, overwrite=Fa
     z0, y0, x0 = scan_origin_mm(scan)
     zs = np.asarray(scan.coords["z"].values, dtype=np.float64)
     attrs = scan.attrs
-    now = datetime.datetime.now()
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     study_uid = attrs.get("study_uid") or _uid(uid_seed, "study")
     series_uid = _uid(uid_seed, "series", series_number)
     frame_uid = _uid(uid_seed, "frame", series_number)
