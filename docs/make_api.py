@@ -1,5 +1,5 @@
 """Write docs/api.md: every public name of pvcalc and phantoms with its signature and
-the first paragraph of its docstring.
+the first paragraph of its docstring, one section per public module.
 
     python docs/make_api.py           # rewrite docs/api.md
     python docs/make_api.py --check   # exit 1 if docs/api.md is out of date (a test runs this)
@@ -15,38 +15,73 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "api.md"
 
-#: (module, names) in the order the reference shows them; names=None means the
-#: module's public attributes that are defined in the package.
-SECTIONS = [
-    ("pvcalc", ["make_scan", "validate_scan", "scan_spacing_mm", "scan_origin_mm",
-                "read_scan", "write_scan", "read_labels", "ScanFileError",
-                "score", "ScoreResult", "ScoringPreset", "Calibration", "risk_category"]),
-    ("pvcalc.rois", None),
-    ("pvcalc.calibration", ["rod_calibration"]),
-    ("pvcalc.evaluation", None),
-    ("pvcalc.reference", None),
-    ("pvcalc.stats", None),
-    ("phantoms", ["simulate", "simulate_patches", "repeat", "Protocol", "get_protocol",
-                  "noise_sd_from_mas", "blur_inplane", "noise_field", "Lesion", "Phantom",
-                  "ThoraxBody", "Rod", "Sphere", "Ellipsoid", "Cylinder", "Tube", "Blob",
-                  "Static", "ConstantVelocity", "CardiacMotion", "acquisition_times",
-                  "hu_per_mg_cm3", "density_to_hu", "render_cross_section"]),
-    ("phantoms.library", None),
-    ("phantoms.strategies", None),
-]
+#: The packages whose ``__all__`` (public names and modules, in the order the data flows)
+#: defines the reference; then modules outside an ``__all__``: phantoms.strategies needs
+#: the optional test dependency hypothesis.
+PACKAGES = ("pvcalc", "phantoms")
+EXTRA_MODULES = ("phantoms.strategies",)
 
 
-def _public(module):
-    names = getattr(module, "__all__", None) or [
-        n for n in dir(module) if not n.startswith("_")]
-    out = []
-    for n in sorted(names):
-        obj = getattr(module, n)
-        home = getattr(obj, "__module__", "") or ""
-        if (inspect.isfunction(obj) or inspect.isclass(obj)) and home.split(".")[0] in (
-                "pvcalc", "phantoms"):
-            out.append(n)
-    return out
+def _home(obj, package) -> str:
+    """The public module a function or class lives in: its module up to the first private part."""
+    parts = (getattr(obj, "__module__", None) or package).split(".")
+    public = []
+    for part in parts:
+        if part.startswith("_"):
+            break
+        public.append(part)
+    return ".".join(public)
+
+
+def _documented(obj) -> bool:
+    return (inspect.isfunction(obj) or inspect.isclass(obj)) and \
+        _home(obj, "").split(".")[0] in PACKAGES
+
+
+def _module_names(module):
+    """Public functions and classes of a module: its ``__all__``, or else those defined in
+    it (or in its private submodules)."""
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n in dir(module) if not n.startswith("_")
+                 and _home(getattr(module, n), "") == module.__name__]
+    return [n for n in sorted(names) if _documented(getattr(module, n))]
+
+
+def sections():
+    """``[(module name, [(name, obj, also)])]``: every documented name once, under the
+    public module it lives in; ``also`` = the package-level name it is exported as."""
+    order, entries = [], {}
+
+    def section(name):
+        if name not in entries:
+            order.append(name)
+            entries[name] = []
+        return entries[name]
+
+    shown = set()  # a name exported by several modules is documented once
+    for package_name in PACKAGES:
+        package = importlib.import_module(package_name)
+        listed = [getattr(package, n) for n in package.__all__]
+        modules = [m for m in listed if inspect.ismodule(m)]
+        for name, obj in zip(package.__all__, listed):
+            if inspect.ismodule(obj):
+                section(obj.__name__)
+            elif _documented(obj) and id(obj) not in shown:
+                shown.add(id(obj))
+                home = _home(obj, package_name)
+                if home == package_name:  # written in a private module: where it is exported
+                    home = next((m.__name__ for m in modules
+                                 if getattr(m, name, None) is obj), home)
+                section(home).append((name, obj, f"{package_name}.{name}"))
+    for module_name in [*order, *EXTRA_MODULES]:
+        module = importlib.import_module(module_name)
+        for name in _module_names(module):
+            obj = getattr(module, name)
+            if id(obj) not in shown:
+                shown.add(id(obj))
+                section(module_name).append((name, obj, None))
+    return [(name, entries[name]) for name in order if entries[name]]
 
 
 def _summary(obj) -> str:
@@ -62,22 +97,19 @@ def _signature(obj) -> str:
 
 
 def render() -> str:
-    lines = ["# API reference", "",
-             "Generated by `python docs/make_api.py` from the docstrings (a test checks it is "
-             "current). Each entry: signature and the first paragraph of the docstring; "
-             "`help(name)` shows the rest (parameters with units, formulas, references, "
-             "examples).", ""]
-    shown = set()  # a name imported into a later module is documented once, where it lives
-    for module_name, names in SECTIONS:
-        module = importlib.import_module(module_name)
+    intro = ("Generated by `python docs/make_api.py` from the docstrings (a test checks it is "
+             "current). One section per public module, in the order the data flows "
+             "([dev/architecture.md](dev/architecture.md)); each entry: signature and the first "
+             "paragraph of the docstring, and the package-level name where the package exports "
+             "it. `help(name)` shows the rest (parameters with units, formulas, references, "
+             "examples).")
+    lines = ["# API reference", "", intro, ""]
+    for module_name, entries in sections():
         lines += [f"## `{module_name}`", ""]
-        for name in names or _public(module):
-            obj = getattr(module, name)
-            if id(obj) in shown:
-                continue
-            shown.add(id(obj))
+        for name, obj, also in entries:
             kind = "class" if inspect.isclass(obj) else "function"
-            lines.append(f"- **`{name}{_signature(obj)}`** ({kind}): {_summary(obj)}")
+            where = f"{kind}, also `{also}`" if also and also != f"{module_name}.{name}" else kind
+            lines.append(f"- **`{name}{_signature(obj)}`** ({where}): {_summary(obj)}")
         lines.append("")
     return "\n".join(lines)
 

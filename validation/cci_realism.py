@@ -24,9 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 import phantoms
+from pvcalc.evaluation import evaluate_repeat
 from pvcalc.reference import qrm_reference_scores
-from pvcalc.calibration import rod_calibration
-from pvcalc.evaluation import score_lesions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCORES = ["agatston", "volume_score_mm3", "mass_score_mg"]
@@ -43,12 +42,13 @@ def simulate_and_score(*, repeats, seed, protocol="calcium_scoring", out=None):
         if all(r in have for r in range(1, repeats + 1)):
             continue
         phantom = phantoms.cci_phantom(extension_ring=ring)
-        scans = phantoms.repeat(phantom, proto, seed=seed + int(ring), n_repeats=repeats)
-        for index, (scan, truth) in enumerate(scans):
+        for index in range(repeats):
             if index + 1 in have:
                 continue
-            table = score_lesions(scan, truth, calibration=rod_calibration(scan, phantom))
-            table = table.assign(body=body, repeat=index + 1, protocol=protocol, seed=seed)
+            table = evaluate_repeat(phantom, proto, seed=seed + int(ring), index=index)
+            # columns of the per-scan file: score_lesions', then body, repeat, protocol, seed
+            table = table.drop(columns="repeat").assign(body=body, repeat=index + 1,
+                                                        protocol=protocol, seed=seed)
             table.to_csv(out, mode="a", header=not out.exists(), index=False)
     per_scan = pd.read_csv(out)
     return per_scan[(per_scan["repeat"] <= repeats) & (per_scan["protocol"] == protocol)]

@@ -19,12 +19,9 @@ import argparse
 import dataclasses
 import sys
 
-import pandas as pd
-
 import phantoms
+from pvcalc.evaluation import evaluate_repeats
 from pvcalc.reference import qrm_reference_scores
-from pvcalc.calibration import rod_calibration
-from pvcalc.evaluation import score_lesions
 
 INSERTS = ["large_hd", "medium_hd", "large_md", "medium_md", "large_ld", "medium_ld"]
 
@@ -45,10 +42,9 @@ def main(argv=None):
             phantom = dataclasses.replace(
                 phantom, body=dataclasses.replace(phantom.body, tissue_hu=background_hu))
             protocol = dataclasses.replace(base, psf_fwhm_mm=fwhm)
-            tables = [score_lesions(scan, truth, calibration=rod_calibration(scan, phantom))
-                      for scan, truth in phantoms.repeat(phantom, protocol, seed=args.seed,
-                                                         n_repeats=args.repeats)]
-            sim = pd.concat(tables).groupby("lesion")[columns].mean()
+            per_scan = evaluate_repeats(phantom, protocol, seed=args.seed,
+                                        n_repeats=args.repeats)
+            sim = per_scan.groupby("lesion")[columns].mean()
             ratio = (sim / real).reindex(INSERTS)
             print(f"| {background_hu:g} | {fwhm:g} | "
                   + " ".join(f"{v:.2f}" for v in ratio["volume_score_mm3"]) + " | "

@@ -6,11 +6,26 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from pvcalc.stats._validate import _check_alpha, _pairs
+from pvcalc.stats._validate import _as_groupby, _check_alpha, _pairs
 
 __all__ = ["bland_altman", "bland_altman_differences"]
 
 _TRANSFORMS = ("none", "log", "percent")
+
+
+def _log_fix(data, subject, value, groupby) -> str:
+    """How to handle values <= 0 under transform="log" (missed lesions score 0)."""
+    if isinstance(data, pd.DataFrame):
+        keys = [*_as_groupby(groupby), subject]
+        by = repr(keys[0]) if len(keys) == 1 else repr(keys)
+        drop = f"data[data.groupby({by})[{value!r}].transform('min') > 0]"
+    else:
+        drop = "keep = (a > 0) & (b > 0); a, b = a[keep], b[keep]"
+    return ("transform='log' (the log transform d = ln A - ln B) needs A, B > 0, and a "
+            "lesion that the scoring misses scores 0. Drop the subjects with a value <= 0 in either "
+            f"measurement ({drop}), or use transform='percent' (a pair of zeros counts as "
+            "0 %) or transform='none', or add a constant offset c to the values yourself "
+            "(the ratios are then those of value + c).")
 
 
 def bland_altman_differences(a: np.ndarray, b: np.ndarray, transform: str = "none"):
@@ -80,8 +95,9 @@ def bland_altman(data, b=None, *, subject: str = "subject", rater: str = "rater"
         two labels sorted as strings.
     transform : {"none", "log", "percent"}
         ``"none"``: d = A - B (units of ``value``). ``"log"``: d = ln A - ln B
-        (A, B > 0); all outputs are back-transformed by exp, so ``bias`` is
-        the geometric mean ratio A / B and the limits are ratios.
+        (A, B > 0: drop missed lesions, which score 0, or use ``"percent"``);
+        all outputs are back-transformed by exp, so ``bias`` is the geometric
+        mean ratio A / B and the limits are ratios.
         ``"percent"``: d = (A - B) / ((A + B) / 2) x 100 (A, B >= 0; both-zero
         pairs count as 0 % and are reported in ``n_both_zero``).
     loa_ci : {"approximate", "exact"}
@@ -135,8 +151,9 @@ def bland_altman(data, b=None, *, subject: str = "subject", rater: str = "rater"
     if loa_ci not in ("approximate", "exact"):
         raise ValueError(
             f"bland_altman: loa_ci must be 'approximate' or 'exact', got {loa_ci!r}.")
-    value_kw = {"log": {"positive": True}, "percent": {"nonnegative": True}}.get(
-        transform, {})
+    value_kw = {"log": {"positive": True,
+                        "positive_fix": _log_fix(data, subject, value, groupby)},
+                "percent": {"nonnegative": True}}.get(transform, {})
     rows = []
     for key, a, bb, _, pair in _pairs(data, b, subject=subject, rater=rater, value=value,
                                       groupby=groupby, raters=raters, func=func,

@@ -73,9 +73,20 @@ def _check_frame(data, columns: dict, *, func: str):
     return data
 
 
+def _first_bad(bad: np.ndarray, labels) -> str:
+    """Where the first bad value is, for messages: its subject label or position."""
+    i = int(np.flatnonzero(bad)[0])
+    return f"subject {_lab(labels[i])!r}" if labels is not None else f"position {i}"
+
+
 def _finite_values(values, *, name: str, func: str, nonnegative: bool = False,
-                   positive: bool = False) -> np.ndarray:
-    """Convert to a 1-D float64 array; reject NaN/inf and (optionally) negatives."""
+                   positive: bool = False, positive_fix: str | None = None,
+                   labels=None) -> np.ndarray:
+    """Convert to a 1-D float64 array; reject NaN/inf and (optionally) negatives.
+
+    ``positive_fix`` says, for the caller's statistic, how to handle values
+    <= 0; ``labels`` (one per value) name the offending subject in messages.
+    """
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -93,22 +104,23 @@ def _finite_values(values, *, name: str, func: str, nonnegative: bool = False,
             f"(first at position {int(np.flatnonzero(bad)[0])}); remove or impute them "
             "before computing the statistic.")
     if positive and (arr <= 0).any():
+        bad = arr <= 0
         raise ValueError(
-            f"{func}: {name} must be strictly positive here, got minimum {arr.min()!r}; "
-            "a log transform / ratio is undefined for values <= 0. Use a different "
-            "transform or remove those rows.")
+            f"{func}: {name} must be strictly positive here, got {int(bad.sum())} value(s) "
+            f"<= 0 (minimum {float(arr.min())!r}, first at {_first_bad(bad, labels)}); "
+            + (positive_fix or "remove those rows or correct the values."))
     if nonnegative and (arr < 0).any():
         raise ValueError(
             f"{func}: {name} must be non-negative (calcium scores, volumes and masses "
-            f"cannot be negative), got minimum {arr.min()!r}; check the sign of the "
+            f"cannot be negative), got minimum {float(arr.min())!r}; check the sign of the "
             "input or clip estimates at 0 before calling.")
     return arr
 
 
-def _two_arrays(a, b, *, func: str, **kw):
+def _two_arrays(a, b, *, func: str, names=("a", "b"), **kw):
     """Validate two paired 1-D arrays of equal length (at least 2 pairs)."""
-    a = _finite_values(a, name="a", func=func, **kw)
-    b = _finite_values(b, name="b", func=func, **kw)
+    a = _finite_values(a, name=names[0], func=func, **kw)
+    b = _finite_values(b, name=names[1], func=func, **kw)
     if a.shape != b.shape:
         raise ValueError(
             f"{func}: a and b must have the same length (one pair per subject), got "
@@ -326,7 +338,9 @@ def _pairs(data, b, *, subject, rater, value, groupby, raters, func,
                     f"{func}: {int(miss.sum())} subject(s) in group {_where(key)} lack a "
                     f"measurement for one of {pair} (first: {first!r}); every subject "
                     "needs both. Drop incomplete subjects first.")
-            a_arr, b_arr = _two_arrays(mat[:, 0], mat[:, 1], func=func, **value_kw)
+            names = tuple(f"column {value!r} ({rater}={_lab(r)!r})" for r in pair)
+            a_arr, b_arr = _two_arrays(mat[:, 0], mat[:, 1], func=func, names=names,
+                                       labels=s_labels, **value_kw)
         if len(a_arr) < 2:
             raise ValueError(
                 f"{func}: at least 2 subjects are needed in group {_where(key)}, got "
