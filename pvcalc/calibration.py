@@ -8,12 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from pvcalc._validate import finite_float, positive_float
 from pvcalc.scan import validate_scan
 
 #: c_HA values outside this range (mg HA cm^-3 HU^-1) trigger a warning: four
 #: vendors' 120 kVp scanners measure 0.71-0.91 (see docs/scoring.md), lower kVp
 #: gives smaller values, so a factor far outside means a wrong ROI or density.
 PLAUSIBLE_C_HA = (0.3, 2.0)
+#: mass_reference_hu must lie in this range (HU): it is a background level (0,
+#: water about 0 HU, fat about -100 HU); at or above the calcium threshold
+#: (130 HU) it would make the mass of calcium voxels negative.
+MASS_REFERENCE_RANGE_HU = (-1000.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -26,8 +31,9 @@ class Calibration:
         c_HA in mg HA cm^-3 HU^-1 (real 120 kVp scanners: about 0.71-0.91).
     mass_reference_hu : float, optional
         HU subtracted from every voxel before the mass sum. Default 0 (plain
-        HU, as DESIGN.md specifies); use the water ROI's mean HU to count only
+        HU, the mass score of McCollough et al. 2007); use the water ROI's mean HU to count only
         attenuation above water (``Calibration.from_rods(..., mass_reference="water")``).
+        Must lie within :data:`MASS_REFERENCE_RANGE_HU` (-1000 to 100 HU).
     water_hu, ha_hu, ha_density_mg_cm3 : float, optional
         The rod measurements, kept for the record when built by :meth:`from_rods`.
 
@@ -60,25 +66,26 @@ class Calibration:
     ha_density_mg_cm3: float | None = None
 
     def __post_init__(self):
-        try:
-            c = float(self.c_ha_mg_cm3_per_hu)
-        except (TypeError, ValueError):
-            raise TypeError(
-                "c_ha_mg_cm3_per_hu must be a number in mg HA cm^-3 HU^-1, got "
-                f"{self.c_ha_mg_cm3_per_hu!r}") from None
-        if not np.isfinite(c) or c <= 0:
-            raise ValueError(
-                f"c_ha_mg_cm3_per_hu must be positive and finite (real scanners: about "
-                f"0.7-0.9 mg HA cm^-3 HU^-1), got {self.c_ha_mg_cm3_per_hu!r}")
+        for field in ("c_ha_mg_cm3_per_hu", "mass_reference_hu"):
+            if isinstance(getattr(self, field), (bool, np.bool_)):
+                raise TypeError(f"{field} must be a number, not a bool "
+                                f"({getattr(self, field)!r})")
+        c = positive_float("c_ha_mg_cm3_per_hu", self.c_ha_mg_cm3_per_hu,
+                           unit="mg HA cm^-3 HU^-1",
+                           hint="real scanners give about 0.7-0.9 mg HA cm^-3 HU^-1")
         if not PLAUSIBLE_C_HA[0] <= c <= PLAUSIBLE_C_HA[1]:
             warnings.warn(
                 f"c_ha_mg_cm3_per_hu = {c:.4g} is outside the plausible range "
                 f"{PLAUSIBLE_C_HA[0]}-{PLAUSIBLE_C_HA[1]} mg HA cm^-3 HU^-1; check the rod "
                 "ROIs and the HA density", UserWarning, stacklevel=3)
         object.__setattr__(self, "c_ha_mg_cm3_per_hu", c)
-        ref = float(self.mass_reference_hu)
-        if not np.isfinite(ref):
-            raise ValueError(f"mass_reference_hu must be finite, got {self.mass_reference_hu!r}")
+        ref = finite_float("mass_reference_hu", self.mass_reference_hu, unit="HU")
+        if not MASS_REFERENCE_RANGE_HU[0] <= ref <= MASS_REFERENCE_RANGE_HU[1]:
+            raise ValueError(
+                f"mass_reference_hu must be a background level within "
+                f"{MASS_REFERENCE_RANGE_HU[0]:g} to {MASS_REFERENCE_RANGE_HU[1]:g} HU (0, or the "
+                f"water rod's mean HU), got {self.mass_reference_hu!r}; a reference at or above "
+                "the 130 HU calcium threshold makes masses negative")
         object.__setattr__(self, "mass_reference_hu", ref)
 
     def mass_mg(self, *, hu_sum, voxel_volume_mm3, n_voxels=0):
@@ -133,11 +140,8 @@ class Calibration:
         if np.any(water & ha):
             raise ValueError(
                 "water_roi and ha_roi overlap; place the two ROIs inside different rods")
-        rho = float(ha_density_mg_cm3)
-        if not np.isfinite(rho) or rho <= 0:
-            raise ValueError(
-                "ha_density_mg_cm3 must be a positive density in mg/cm3, "
-                f"got {ha_density_mg_cm3!r}")
+        rho = positive_float("ha_density_mg_cm3", ha_density_mg_cm3, what="density",
+                             unit="mg/cm3")
         values = np.asarray(scan.values, dtype=np.float64)
         hu_w = float(values[water].mean())
         hu_ha = float(values[ha].mean())
@@ -169,12 +173,10 @@ def _roi_mask(scan, roi, name):
                 "build the mask on the scan's grid")
     elif isinstance(roi, (tuple, list)) and len(roi) in (2, 3):
         centre = np.asarray(roi[0], dtype=np.float64).ravel()
-        radius = float(roi[1])
+        radius = positive_float(f"{name} radius", roi[1], unit="mm")
         if centre.size not in (2, 3) or not np.all(np.isfinite(centre)):
             raise ValueError(
                 f"{name} centre must be (y, x) or (z, y, x) in mm, got {roi[0]!r}")
-        if not np.isfinite(radius) or radius <= 0:
-            raise ValueError(f"{name} radius must be a positive number of mm, got {roi[1]!r}")
         zc, yc, xc = (np.asarray(scan.coords[d].values, dtype=np.float64) for d in "zyx")
         disc = ((yc[:, None] - centre[-2]) ** 2 + (xc[None, :] - centre[-1]) ** 2) <= radius ** 2
         if centre.size == 2:

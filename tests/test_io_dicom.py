@@ -93,12 +93,16 @@ def test_too_fine_explicit_slope_is_a_clear_error(tmp_path):
 
 def test_wide_range_gets_a_coarser_power_of_two_slope(tmp_path):
     values = np.zeros((2, 4, 4))
-    values[0, 0, 0], values[1, 3, 3] = -50000.0, 50001.0
+    values[0, 0, 0], values[1, 3, 3] = -1024.0, 65000.0  # 66025 HU: more than int16 codes
     scan = pvcalc.make_scan(values, 1.0)
     write_scan(scan, tmp_path / "ct")
     slope = float(pydicom.dcmread(_files(tmp_path / "ct")[0]).RescaleSlope)
     assert slope == 2.0
-    back = read_scan(tmp_path / "ct")
+    # beyond the default plausible range of 16-bit data (32767 HU): reading needs hu_range
+    with pytest.raises(ScanFileError, match=r"plausible CT range -2048 to 32767 HU.*"
+                                            r"hu_range=\(-2048, 65000\)"):
+        read_scan(tmp_path / "ct")
+    back = read_scan(tmp_path / "ct", hu_range=(None, 65535))
     assert np.max(np.abs(back.values - values)) <= slope / 2
 
 
@@ -127,13 +131,18 @@ def test_shuffled_and_reversed_file_order_give_the_same_volume(tmp_path):
         assert _coord_error(back, ref) == 0
 
 
-def test_nested_folders_and_non_dicom_files_are_ignored(tmp_path):
+def test_nested_folders_and_non_dicom_files_are_skipped_and_counted(tmp_path):
     scan = _scan(shape=(3, 8, 8))
     write_scan(scan, tmp_path / "study" / "a" / "ct")
     (tmp_path / "study" / "README.txt").write_text("not dicom")
     (tmp_path / "study" / "a" / "notes.json").write_text("{}")
-    back = read_scan(tmp_path / "study")
+    with pytest.warns(pvcalc.io.ScanFileWarning, match=r"skipped 2 file\(s\) that are not DICOM "
+                                                       r"images of the series: README\.txt "
+                                                       r"\(not DICOM: .*\), a/notes\.json"):
+        back = read_scan(tmp_path / "study")
     assert back.shape == scan.shape
+    assert back.attrs["n_skipped_files"] == 2
+    assert back.attrs["skipped_files"] == ("README.txt", os.path.join("a", "notes.json"))
     assert _coord_error(back, scan) < 1e-9
 
 
@@ -396,9 +405,9 @@ def test_truncated_pixel_data_is_an_error(series):
     path = _files(series)[4]
     data = open(path, "rb").read()
     open(path, "wb").write(data[:-50])
-    with pytest.raises(ScanFileError, match=r"pixel data of slice_00005\.dcm cannot be decoded "
-                                            r"\(transfer syntax Explicit VR Little Endian.*"
-                                            r"the file is damaged or truncated"):
+    with pytest.raises(ScanFileError, match=r"pixel data of slice_00005\.dcm is truncated: "
+                                            r"PixelData \(7FE0,0010\) claims 128 bytes but the "
+                                            r"file ends 50 bytes short.*damaged or truncated"):
         read_scan(series)
 
 

@@ -157,7 +157,7 @@ def test_write_errors(tmp_path):
         write_scan(scan, tmp_path / "folder", format="nifti")
     with pytest.raises(ValueError, match=r"format='dicom' writes a folder"):
         write_scan(scan, tmp_path / "b.nii", format="dicom")
-    with pytest.raises(ValueError, match=r"uid_seed and rescale_slope apply to DICOM"):
+    with pytest.raises(ValueError, match=r"uid_seed, rescale_slope and study_datetime apply to DICOM"):
         write_scan(scan, tmp_path / "c.nii", rescale_slope=1.0)
     with pytest.raises(ValueError, match=r"series_uid applies to DICOM folders only"):
         read_scan(tmp_path / "a.nii", series_uid="1.2")

@@ -117,7 +117,64 @@ def test_single_voxel_axes_keep_their_spacing():
     assert scan_spacing_mm(scan) == pytest.approx((2.0, 0.6, 0.5))
 
 
-def test_huge_finite_values_are_not_mistaken_for_infinity():
-    # their sum overflows float32; the validator must fall back to a voxel check
-    scan = make_scan(np.full((2, 2, 2), 3e38, np.float32), 1.0)
-    assert np.isfinite(scan.values).all()
+def test_huge_finite_values_are_out_of_range_not_mistaken_for_infinity():
+    # their sum overflows float32: the message must name the range, not NaN or inf
+    with pytest.raises(ValueError, match=r"scan holds HU from 3e\+38 to 3e\+38 \(8 voxel\(s\) "
+                                         r"outside -32768 to 65535 HU"):
+        make_scan(np.full((2, 2, 2), 3e38, np.float32), 1.0)
+
+
+@pytest.mark.parametrize("array, error, match", [
+    (np.zeros((2, 2, 2), dtype=bool), TypeError, r"got a boolean array; a mask is not a scan"),
+    (np.zeros((2, 2, 2), dtype=complex), TypeError, r"complex dtype complex128.*array\.real"),
+    (np.full((2, 2, 2), 1e300), ValueError, (r"HU from 1e\+300 to 1e\+300 .*outside -32768 "
+                                             r"to 65535 HU")),
+    (np.full((2, 2, 2), -40000.0), ValueError, r"outside -32768 to 65535 HU"),
+])
+def test_make_scan_rejects_values_that_are_not_hu(array, error, match):
+    with pytest.raises(error, match=match):
+        make_scan(array, 1.0)
+
+
+def test_the_hu_limits_themselves_are_accepted():
+    data = np.zeros((2, 2, 2))
+    data[0, 0, 0], data[1, 1, 1] = -32768.0, 65535.0
+    scan = make_scan(data, 1.0)
+    assert float(scan.min()) == -32768.0 and float(scan.max()) == 65535.0
+
+
+@pytest.mark.parametrize("values", [np.zeros((2, 2, 2), bool), np.zeros((2, 2, 2), complex),
+                                    np.full((2, 2, 2), 1e300)])
+def test_validator_rejects_the_same_values_as_make_scan(values):
+    bare = xr.DataArray(values, dims=("z", "y", "x"),
+                        coords={d: np.arange(2.0) for d in ("z", "y", "x")},
+                        attrs={"kvp": 120.0, "slice_thickness_mm": 1.0})
+    with pytest.raises((TypeError, ValueError), match=r"boolean|complex|outside -32768"):
+        validate_scan(bare)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"spacing_mm": "3"}, TypeError, (r"spacing_mm must be a number or 3 numbers.*strings "
+                                      r"and booleans are not numbers")),
+    ({"spacing_mm": True}, TypeError, r"spacing_mm must be a number"),
+    ({"spacing_mm": (1.0, True, 1.0)}, TypeError, r"spacing_mm must be a number"),
+    ({"origin_mm": ("0", 0, 0)}, TypeError, r"origin_mm must be a number"),
+    ({"slice_thickness_mm": "3"}, TypeError, (r"slice_thickness_mm must be a number in mm, "
+                                              r"got str '3'")),
+    ({"kvp": True}, TypeError, r"kvp must be a number in kV, got bool True"),
+    ({"kvp": 1e6}, ValueError, r"kvp must be a tube voltage within 40-150 kV"),
+    ({"kvp": 20.0}, ValueError, r"within 40-150 kV"),
+])
+def test_make_scan_rejects_bools_strings_and_implausible_kvp(kwargs, error, match):
+    args = {"spacing_mm": 1.0, **kwargs}
+    with pytest.raises(error, match=match):
+        make_scan(np.zeros((2, 2, 2)), args.pop("spacing_mm"), **args)
+
+
+def test_validator_checks_the_kvp_range_of_attrs():
+    scan = make_scan(np.zeros((2, 2, 2)), 1.0)
+    scan.attrs["kvp"] = 1e6
+    with pytest.raises(ValueError, match=r"scan.attrs\['kvp'\] must be a tube voltage within"):
+        validate_scan(scan)
+    scan.attrs["kvp"] = 150  # the upper end itself is a valid tube voltage
+    assert validate_scan(scan) is scan

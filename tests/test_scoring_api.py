@@ -260,3 +260,54 @@ def test_lesions_3d_view():
     assert l3.loc[0, "centroid_z_mm"] == pytest.approx((4 * 0.0 + 5 * 3.0) / 9)
     empty = pvcalc.score(pvcalc.make_scan(np.zeros((2, 4, 4)), (3.0, 0.5, 0.5))).lesions_3d
     assert len(empty) == 0 and "agatston" in empty.columns
+
+
+# --- values that are not numbers, or not plausible -------------------------------------
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"c_ha_mg_cm3_per_hu": True}, TypeError, r"c_ha_mg_cm3_per_hu must be a number, not a bool"),
+    ({"c_ha_mg_cm3_per_hu": 0.8, "mass_reference_hu": True}, TypeError,
+     r"mass_reference_hu must be a number, not a bool"),
+    ({"c_ha_mg_cm3_per_hu": 0.8, "mass_reference_hu": 1e6}, ValueError,
+     r"mass_reference_hu must be a background level within -1000 to 100 HU"),
+    ({"c_ha_mg_cm3_per_hu": 0.8, "mass_reference_hu": -5000.0}, ValueError,
+     r"within -1000 to 100 HU"),
+])
+def test_calibration_rejects_bools_and_implausible_references(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Calibration(**kwargs)
+
+
+def test_mass_reference_must_stay_below_the_threshold():
+    # with a lowered threshold, a reference of 80 HU would give calcium voxels negative mass
+    scan = lesion_scan(hu=90.0)
+    with pytest.raises(ValueError, match=r"mass_reference_hu = 80 HU is not below the calcium "
+                                         r"threshold 50 HU"):
+        pvcalc.score(scan, calibration=Calibration(0.8, mass_reference_hu=80.0),
+                     threshold_hu=50.0)
+
+
+def test_score_rejects_huge_float64_values_and_bool_scans_like_make_scan():
+    import xarray as xr
+
+    coords = {d: np.arange(4.0) * 0.5 for d in ("z", "y", "x")}
+    attrs = {"kvp": 120.0, "slice_thickness_mm": 0.5}
+    huge = xr.DataArray(np.full((4, 4, 4), 1e300), dims=("z", "y", "x"), coords=coords,
+                        attrs=attrs)
+    with pytest.raises(ValueError, match=r"outside -32768 to 65535 HU"):
+        pvcalc.score(huge, calibration=Calibration(0.8))
+    mask = xr.DataArray(np.ones((4, 4, 4), bool), dims=("z", "y", "x"), coords=coords,
+                        attrs=attrs)
+    with pytest.raises(TypeError, match=r"boolean array; a mask is not a scan"):
+        pvcalc.score(mask)
+    with pytest.raises(TypeError, match=r"boolean array; a mask is not a scan"):
+        pvcalc.make_scan(mask.values, 0.5)
+
+
+@pytest.mark.parametrize("text", ["-0.8", "0", "nan", "inf", "-inf"])
+def test_cli_calibration_must_be_a_positive_finite_number(text, capsys):
+    from pvcalc.cli._common import parse_calibration
+
+    with pytest.raises(ValueError, match=rf"--calibration must be a positive, finite c_HA in mg "
+                                         rf"HA cm\^-3 HU\^-1.*got '{text}'"):
+        parse_calibration(text)

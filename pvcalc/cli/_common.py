@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -14,9 +15,15 @@ def parse_calibration(text):
     from pvcalc import Calibration
 
     try:
-        return Calibration(c_ha_mg_cm3_per_hu=float(text))
+        value = float(text)
     except ValueError:
-        pass
+        value = None
+    if value is not None:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"--calibration must be a positive, finite c_HA in mg HA cm^-3 HU^-1 (real "
+                f"scanners: about 0.7-0.9, e.g. 0.8) or a JSON file, got {text!r}")
+        return Calibration(c_ha_mg_cm3_per_hu=value)
     path = Path(text)
     if not path.is_file():
         raise ValueError(

@@ -12,7 +12,8 @@ def run(args) -> int:
     """``pvcalc score PATH``: read a scan, score it, print the result."""
     import pvcalc
 
-    scan = pvcalc.read_scan(args.path, series_uid=args.series)
+    scan = pvcalc.read_scan(args.path, series_uid=args.series, strict=args.strict,
+                            hu_range=None if args.hu_range is None else tuple(args.hu_range))
     labels = pvcalc.read_labels(args.labels, like=scan) if args.labels else None
     calibration = parse_calibration(args.calibration)
     result = pvcalc.score(scan, labels=labels, preset=args.preset, calibration=calibration)

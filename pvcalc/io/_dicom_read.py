@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import Counter
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
 
-from pvcalc.io._errors import ScanFileError
+from pvcalc.io._dicom_files import Header, check_unreadable, read_headers, short_name
+from pvcalc.io._dicom_pixels import (
+    check_memory,
+    check_pixel_data,
+    check_pixel_module,
+    decode,
+)
+from pvcalc.io._errors import ScanFileError, ScanFileWarning
 
 #: Largest off-axis direction cosine accepted as axial (about 0.06 degrees).
 ORIENTATION_TOL = 1e-3
@@ -32,72 +39,16 @@ _REQUIRED = {
     "PixelSpacing": "(0028,0030)",
     "Rows": "(0028,0010)",
     "Columns": "(0028,0011)",
+    "BitsAllocated": "(0028,0100)",
+    "BitsStored": "(0028,0101)",
+    "PixelRepresentation": "(0028,0103)",
 }
 _TAG_NUMBERS = {**_REQUIRED, "RescaleSlope": "(0028,1053)",
-                "RescaleIntercept": "(0028,1052)", "PixelData": "(7FE0,0010)"}
+                "RescaleIntercept": "(0028,1052)", "PixelData": "(7FE0,0010)",
+                "NumberOfFrames": "(0028,0008)", "SamplesPerPixel": "(0028,0002)"}
 _FIX_SERIES = "pick one with series_uid='<UID>' (CLI: --series <UID>)"
-
-
-def list_files(path):
-    """All regular files under ``path`` (recursively, sorted), or [path]."""
-    if os.path.isfile(path):
-        return [path]
-    out = []
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        out.extend(os.path.join(root, f) for f in sorted(files))
-    return out
-
-
-def _short(path, root):
-    rel = os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
-    return rel
-
-
-def _read_headers(path):
-    """Read every DICOM image header under ``path``; return (images, others)."""
-    files = list_files(path)
-    if not files:
-        raise ScanFileError(path, "the folder is empty (no files in it or its subfolders)",
-                            "point to a folder that holds a DICOM series")
-    images, non_dicom, non_image, damaged = [], [], [], []
-    for f in files:
-        try:
-            # large values (the pixel data) are read from the file only when used
-            ds = pydicom.dcmread(f, defer_size=4096)
-        except InvalidDicomError:  # no preamble + 'DICM': not a DICOM file
-            non_dicom.append(f)
-            continue
-        except Exception as exc:  # noqa: BLE001 - a DICOM file pydicom cannot parse
-            damaged.append((f, " ".join(str(exc).split())))
-            continue
-        sop_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
-        if "Rows" in ds and "Columns" in ds:
-            images.append((f, ds))
-        elif "Image Storage" in str(getattr(sop_class, "name", "")):
-            damaged.append((f, f"a {sop_class.name} file without Rows/Columns (truncated?)"))
-        else:
-            non_image.append(f)
-    if damaged:
-        f, why = damaged[0]
-        raise ScanFileError(
-            path, f"{len(damaged)} DICOM file(s) cannot be parsed, e.g. {_short(f, path)}: {why}",
-            "remove or re-export the damaged file(s); a missing slice would make the volume "
-            "wrong")
-    if not images:
-        if non_image:
-            names = ", ".join(_short(f, path) for f in non_image[:3])
-            raise ScanFileError(
-                path, f"{len(non_image)} DICOM file(s) found but none is an image "
-                f"(e.g. {names}: no Rows/Columns, such as a DICOMDIR or a report)",
-                "point to the folder that holds the image slices")
-        names = ", ".join(_short(f, path) for f in non_dicom[:3])
-        more = "" if len(non_dicom) <= 3 else f" and {len(non_dicom) - 3} more"
-        raise ScanFileError(
-            path, f"no DICOM files found among {len(files)} file(s) ({names}{more}); "
-            "a DICOM file starts with a 128-byte preamble and 'DICM'",
-            "point to a DICOM series folder or file, or to a .nii/.nii.gz file")
-    return images
+_FIX_STRICT = "pass strict=True (CLI: --strict) to make this an error"
+_short = short_name
 
 
 def _text(ds, key):
@@ -118,7 +69,7 @@ def _series_table(groups):
     # the largest series first: the likely candidates for a volume
     ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
     for uid, items in ordered[:_MAX_SERIES_LISTED]:
-        desc = _text(items[0][1], "SeriesDescription") or "no description"
+        desc = _text(items[0].ds, "SeriesDescription") or "no description"
         parts.append(f"{uid or '<no SeriesInstanceUID>'} ('{desc}', {len(items)} slices)")
     if len(ordered) > _MAX_SERIES_LISTED:
         parts.append(f"and {len(ordered) - _MAX_SERIES_LISTED} more")
@@ -127,8 +78,8 @@ def _series_table(groups):
 
 def _choose_series(path, images, series_uid):
     groups = {}
-    for f, ds in images:
-        groups.setdefault(_text(ds, "SeriesInstanceUID"), []).append((f, ds))
+    for h in images:
+        groups.setdefault(_text(h.ds, "SeriesInstanceUID"), []).append(h)
     if series_uid is not None:
         uid = str(series_uid).strip()
         if uid not in groups:
@@ -193,7 +144,7 @@ def _axial_axes(path, row, col):
 
 
 def _check_tags(path, root, items, require_rescale):
-    for f, ds in items:
+    for f, size, ds in items:
         need = list(_REQUIRED)
         if require_rescale and str(ds.get("Modality", "")).upper() == "CT":
             need += list(_CT_RESCALE_TAGS)
@@ -212,7 +163,8 @@ def _check_tags(path, root, items, require_rescale):
         for key in ("RescaleSlope", "RescaleIntercept", "NumberOfFrames", "SamplesPerPixel"):
             if key in ds and ds[key].value not in (None, "") and _num(ds, key) is None:
                 raise ScanFileError(
-                    path, f"{key} of {_short(f, root)} is not a number (got {ds[key].value!r})",
+                    path, f"{key} {_TAG_NUMBERS[key]} of {_short(f, root)} is not a number "
+                    f"(got {ds[key].value!r})",
                     "re-export the series with a valid header")
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
             raise ScanFileError(
@@ -224,10 +176,11 @@ def _check_tags(path, root, items, require_rescale):
                 path, f"{_short(f, root)} has {int(ds.SamplesPerPixel)} samples per pixel "
                 "(a colour image), not a greyscale CT slice",
                 "point to the original CT series, not a screenshot or colour export")
+        check_pixel_module(path, root, Header(f, size, ds))
 
 
 def _check_uniform(path, what, items, root, key, fmt):
-    values = Counter(key(ds) for _, ds in items)
+    values = Counter(key(h.ds) for h in items)
     if len(values) > 1:
         listing = ", ".join(f"{fmt(v)} in {n} slice(s)" for v, n in values.most_common())
         raise ScanFileError(
@@ -247,12 +200,12 @@ def _check_positions(path, root, items, d):
     dup = np.flatnonzero(steps <= DUPLICATE_RTOL * max(scale, 1e-6))
     if dup.size:
         k = int(dup[0])
-        acq = {str(ds.get("AcquisitionNumber", "")) for _, ds in items} - {""}
+        acq = {str(h.ds.get("AcquisitionNumber", "")) for h in items} - {""}
         hint = (f" (the series holds {len(acq)} acquisitions, AcquisitionNumber "
                 f"{', '.join(sorted(acq))}: e.g. several cardiac phases)") if len(acq) > 1 else ""
         raise ScanFileError(
             path, f"{dup.size} duplicated slice position(s) along the slice normal, first "
-            f"at {d[k]:.4f} mm ({_short(items[k][0], root)} and {_short(items[k + 1][0], root)})"
+            f"at {d[k]:.4f} mm ({_short(items[k].path, root)} and {_short(items[k + 1].path, root)})"
             f"{hint}",
             "remove the duplicated files or split the acquisitions into separate folders")
     total = float(d[-1] - d[0])
@@ -270,43 +223,37 @@ def _check_positions(path, root, items, d):
             "check that no slice files are missing, or resample onto a uniform grid")
 
 
-def _decode(path, root, f, ds, rows, cols):
-    if "PixelData" not in ds:
-        raise ScanFileError(path, f"slice {_short(f, root)} lacks required tag(s) PixelData "
-                            "(7FE0,0010)", "re-export the series with its pixel data")
-    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - pydicom raises several kinds
-        name = getattr(ts, "name", None) or str(ts)
-        fix = ("install a decoder (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg, "
-               "or python-gdcm) or decompress the files first (e.g. gdcmconv --raw, dcmdjpeg)"
-               if getattr(ts, "is_compressed", False) else
-               "the file is damaged or truncated; re-export the series")
-        raise ScanFileError(
-            path, f"pixel data of {_short(f, root)} cannot be decoded (transfer syntax "
-            f"{name}, {ts}): {' '.join(str(exc).split())}", fix) from exc
-    if arr.shape != (rows, cols):
-        raise ScanFileError(
-            path, f"pixel data of {_short(f, root)} has shape {arr.shape}, but Rows x Columns "
-            f"is {rows} x {cols}", "the file is damaged; re-export the series")
-    slope = _num(ds, "RescaleSlope")
-    intercept = _num(ds, "RescaleIntercept")
-    slope = 1.0 if slope is None else slope
-    intercept = 0.0 if intercept is None else intercept
-    return arr.astype(np.float64) * slope + intercept
-
-
-def read_dicom(path, *, series_uid=None, require_rescale=True):
+def read_dicom(path, *, series_uid=None, require_rescale=True, hu_range=None, strict=False,
+               check_hu=True):
     """Read one DICOM series into ``(values, origin_mm, spacing_mm, attrs)``.
 
     ``values`` is a float32 (z, y, x) array after RescaleSlope/Intercept;
     ``origin_mm`` and ``spacing_mm`` are (z, y, x) in patient LPS mm.
+    ``hu_range``: (low, high) plausible HU (None: the default for BitsStored);
+    ``check_hu=False`` skips that check (label images). ``strict``: files
+    that are skipped, or signs of missing end slices, are errors.
     """
     root = path
-    images = _read_headers(path)
+    images, unreadable, others = read_headers(path)
     items = _choose_series(path, images, series_uid)
+    skipped = check_unreadable(path, items, unreadable)
+    skipped += [(h.path, "a DICOM file without an image, such as a DICOMDIR or a report")
+                for h in others]
+    notes = []
+    if skipped:
+        listed = ", ".join(f"{_short(f, root)} ({why})" for f, why in skipped[:5])
+        more = "" if len(skipped) <= 5 else f" and {len(skipped) - 5} more"
+        text = (f"skipped {len(skipped)} file(s) that are not DICOM images of the series: "
+                f"{listed}{more}")
+        if strict:
+            raise ScanFileError(path, f"{text}; strict=True allows only slices of the series",
+                                "remove the other files or read without strict=True")
+        notes.append(text)
     _check_tags(path, root, items, require_rescale)
+    _check_uniform(path, "pixel layouts (BitsAllocated, BitsStored, PixelRepresentation)",
+                   items, root, lambda ds: (int(ds.BitsAllocated), int(ds.BitsStored),
+                                            int(ds.PixelRepresentation)),
+                   lambda v: f"{v[0]}/{v[1]}/{'signed' if v[2] else 'unsigned'}")
     _check_uniform(path, "image sizes (Rows x Columns)", items, root,
                    lambda ds: (int(ds.Rows), int(ds.Columns)), lambda v: f"{v[0]} x {v[1]}")
     _check_uniform(path, "PixelSpacing (mm)", items, root,
@@ -315,7 +262,7 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
     _check_uniform(path, "ImageOrientationPatient", items, root,
                    lambda ds: tuple(round(float(x), 4) for x in ds.ImageOrientationPatient),
                    lambda v: "\\".join(f"{x:g}" for x in v))
-    first = items[0][1]
+    first = items[0].ds
     iop = _floats(first, "ImageOrientationPatient", 6)
     if iop is None:
         raise ScanFileError(path, "ImageOrientationPatient (0020,0037) is not 6 numbers",
@@ -325,7 +272,7 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
     normal = np.cross(row, col)
     normal /= np.linalg.norm(normal)
     ipp = []
-    for f, ds in items:
+    for f, _, ds in items:
         p = _floats(ds, "ImagePositionPatient", 3)
         if p is None:
             raise ScanFileError(path, f"ImagePositionPatient of {_short(f, root)} is not "
@@ -337,6 +284,11 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
     items = [items[k] for k in order]
     d = ipp @ normal
     _check_positions(path, root, items, d)
+    end_note = _missing_ends(items)
+    if end_note and strict:
+        raise ScanFileError(path, end_note, "restore the missing slice files, or read without "
+                            "strict=True to score the slices present")
+    notes += [end_note] if end_note else []
     ps_row, ps_col = (float(x) for x in first.PixelSpacing)
     if ps_row <= 0 or ps_col <= 0:
         raise ScanFileError(path, f"PixelSpacing must be positive, got {ps_row:g} x {ps_col:g}",
@@ -352,9 +304,12 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
             "pvcalc needs an unsheared axial volume; correct the tilt first (for example "
             "with dcm2niix) or reconstruct without tilt")
     rows, cols = int(first.Rows), int(first.Columns)
+    for h in items:
+        check_pixel_data(path, root, h, rows, cols)
+    check_memory(path, len(items), rows, cols)
     vol = np.empty((len(items), rows, cols), dtype=np.float32)  # HU computed in float64
-    for k, (f, ds) in enumerate(items):
-        vol[k] = _decode(path, root, f, ds, rows, cols)
+    for k, h in enumerate(items):
+        vol[k] = decode(path, root, h, rows, cols, hu_range, check_range=check_hu)
     # in-plane: array axes are (row index -> along col cosines, column index -> along row)
     spacing = {ax_c: ps_row, ax_r: ps_col}
     sign = {ax_c: sg_c, ax_r: sg_r}
@@ -378,9 +333,41 @@ def read_dicom(path, *, series_uid=None, require_rescale=True):
         dz = float((z[-1] - z[0]) / (n - 1))
     else:
         dz = _single_slice_spacing(path, first)
-    attrs = _attrs(path, items[0][1], dz, n)
+    attrs = _attrs(path, items[0].ds, dz, n)
+    attrs["n_skipped_files"] = len(skipped)
+    if skipped:
+        attrs["skipped_files"] = tuple(_short(f, root) for f, _ in skipped)
+    for note in notes:
+        warnings.warn(ScanFileWarning(f"{path}: {note}; {_FIX_STRICT}"), stacklevel=4)
+    if notes:
+        attrs["read_warnings"] = tuple(notes)
     origin = (float(z[0]), origin_yx[0], origin_yx[1])
     return (np.ascontiguousarray(vol), origin, (dz, spacing[1], spacing[0]), attrs)
+
+
+def _missing_ends(items):
+    """Why slices seem to be missing at the ends of the series, or None.
+
+    Two signs, where the headers carry them: InstanceNumbers that run
+    consecutively along the slice positions but start above 1, and an
+    ImagesInAcquisition (one acquisition) larger than the number of slices.
+    """
+    n = len(items)
+    inst = [_num(h.ds, "InstanceNumber") for h in items]
+    if n > 1 and None not in inst:
+        steps = set(np.diff(inst))
+        if len(steps) == 1 and abs(steps.pop()) == 1 and min(inst) > 1:
+            return (f"InstanceNumber runs {int(min(inst))} to {int(max(inst))} along the slice "
+                    f"positions, so it starts at {int(min(inst))}, not 1: the first "
+                    f"{int(min(inst)) - 1} slice(s) may be missing")
+    expected = {_num(h.ds, "ImagesInAcquisition") for h in items}
+    acquisitions = {_text(h.ds, "AcquisitionNumber") for h in items}
+    if len(expected) == 1 and len(acquisitions) == 1:
+        m = expected.pop()
+        if m is not None and m > n:
+            return (f"ImagesInAcquisition (0020,1002) is {int(m)}, but the series has {n} "
+                    f"slice(s): {int(m) - n} may be missing")
+    return None
 
 
 def _single_slice_spacing(path, ds):

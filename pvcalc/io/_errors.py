@@ -36,6 +36,22 @@ class ScanFileError(ValueError):
         super().__init__(" ".join(text.split()))
 
 
+class ScanFileWarning(UserWarning):
+    """A scan was read, but something about its files deserves a look.
+
+    Issued for files in a series folder that were skipped because they are not
+    DICOM images (the count is in the scan's ``n_skipped_files`` attribute)
+    and for signs of missing slices at the ends of a series (InstanceNumber,
+    ImagesInAcquisition). ``read_scan(..., strict=True)`` raises
+    :class:`ScanFileError` instead.
+
+    Examples
+    --------
+    >>> issubclass(ScanFileWarning, UserWarning)
+    True
+    """
+
+
 def check_exists(path) -> str:
     """Return ``path`` as a string, or raise FileNotFoundError with a clear message."""
     try:

@@ -125,7 +125,7 @@ def _read_file(path):
         return values, [None, None, None], {}
     from pvcalc.io._api import read_volume
 
-    values, origin, spacing, attrs = read_volume(path, require_rescale=False)
+    values, origin, spacing, attrs = read_volume(path, require_rescale=False, check_hu=False)
     coords = [origin[k] + spacing[k] * np.arange(values.shape[k]) for k in range(3)]
     return values, coords, attrs
 

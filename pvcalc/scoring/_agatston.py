@@ -114,6 +114,11 @@ def score(scan, *, labels=None, preset="standard", calibration=None,
     lab, label_names = _validate_labels(scan, labels)
     vol, lab, zc, (dz, dy, dx), factor = _scoring_grid(scan, lab, p)
     thr, cut = p.thresholds_for_kvp(float(scan.attrs["kvp"]))
+    if calibration is not None and calibration.mass_reference_hu >= thr:
+        raise ValueError(
+            f"calibration.mass_reference_hu = {calibration.mass_reference_hu:g} HU is not below "
+            f"the calcium threshold {thr:g} HU, so calcium voxels would get zero or negative "
+            "mass; use 0 or the water rod's mean HU")
 
     c = label_components(vol, lab, thr, inclusive=p.threshold_inclusive,
                          connectivity=p.connectivity, parallel=bool(parallel))
