@@ -5,7 +5,7 @@ parameter, what was expected (with its unit), the value received and, where
 one helps, a hint: ``TypeError`` when the value is not a number, ``ValueError``
 when it is out of range. A "number" is anything ``float()`` accepts (a numpy
 scalar, a 0-d array, a DICOM decimal string), as scan attributes often arrive
-that way. The statistics have their own checks in :mod:`pvcalc.stats._validate`.
+that way; a bool is not a number. The statistics have their own checks in :mod:`pvcalc.stats._validate`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,18 @@ def finite_float(name, value, *, unit="", hint=""):
     --------
     >>> finite_float("threshold_hu", "130")
     130.0
+    >>> finite_float("threshold_hu", True)
+    Traceback (most recent call last):
+    ...
+    TypeError: threshold_hu must be a number, got the bool True; give a number
     >>> finite_float("threshold_hu", float("inf"), unit="HU")
     Traceback (most recent call last):
     ...
     ValueError: threshold_hu must be finite in HU, got inf
     """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        raise TypeError(f"{name} must be a number{_unit(unit)}, got the bool {value!r}; "
+                        "give a number")
     try:
         v = float(value)
     except (TypeError, ValueError):
