@@ -139,3 +139,182 @@ def test_demo_reports_truth_beside_clinical_scores(tmp_path, capsys):
     # the 5 mm 800 mg/cm3 insert is found in every scan
     assert large["detected_share"] == 1.0
     assert "relative interscan difference" in out
+    _check_report(tmp_path, summary)
+
+
+def _report_rows(text, section):
+    """The body rows of the first Markdown table after heading ``section``, as lists of cells."""
+    lines = text[text.index(section):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return lines[start], rows
+
+
+def _check_report(folder, summary):
+    """report.md holds the per-insert table of per_insert.csv (to its printed digits)."""
+    import re
+
+    from PIL import Image
+
+    text = (folder / "report.md").read_text()
+    assert text.startswith("# pvcalc demo report")
+    for words in ("calcium_scoring", "120 kVp", "seed 0", "2 time(s)", "## Totals per scan",
+                  "## Timing", "Simulation", "mass_vs_truth.png"):
+        assert words in text, words
+    header, rows = _report_rows(text, "## Per insert")
+    assert len(rows) == 9 and "true mass (mg)" in header
+    # cell -> CSV column(s) and the decimals the report prints
+    spec = [("diameter_mm", 0), ("density_mg_cm3", 0), ("true_volume_mm3", 2),
+            (("volume_score_mm3_mean", "volume_score_mm3_sd"), 1), ("volume_ratio", 2),
+            ("true_mass_mg", 2), (("mass_score_mg_mean", "mass_score_mg_sd"), 2),
+            ("mass_ratio", 2), (("agatston_mean", "agatston_sd"), 1), ("detected_share", None),
+            ("real_agatston_mean", 1), ("real_mass_ratio", 2)]
+    csv = summary.set_index("insert")
+    for row in rows:
+        expected = csv.loc[row[0]]
+        for cell, (columns, digits) in zip(row[1:], spec):
+            if digits is None:  # a share printed in %
+                assert float(cell.rstrip("%")) == pytest.approx(100 * expected[columns], abs=0.5)
+                continue
+            numbers = [float(v) for v in re.findall(r"-?\d+\.?\d*", cell)]
+            columns = columns if isinstance(columns, tuple) else (columns,)
+            assert len(numbers) == len(columns), (row[0], cell)
+            for number, column in zip(numbers, columns):
+                assert number == pytest.approx(expected[column], abs=0.5 * 10 ** -digits + 1e-9)
+    per_scan = __import__("pandas").read_csv(folder / "per_scan.csv")
+    _, totals = _report_rows(text, "## Totals per scan")
+    assert [r[0] for r in totals] == ["1", "2", "truth"]
+    for r in totals[:2]:
+        scan = per_scan[per_scan["repeat"] == int(r[0])]
+        assert float(r[1]) == pytest.approx(scan["agatston"].sum(), abs=0.05)
+        assert float(r[3]) == pytest.approx(scan["mass_score_mg"].sum(), abs=0.05)
+    assert float(totals[2][3]) == pytest.approx(per_scan.loc[per_scan["repeat"] == 1,
+                                                             "true_mass_mg"].sum(), abs=0.05)
+    with Image.open(folder / "mass_vs_truth.png") as image:
+        image.verify()
+        assert image.format == "PNG" and min(image.size) > 300
+
+
+def _modules_imported(*args):
+    """Top-level modules a ``python -m pvcalc.cli ARGS`` process imports (``-X importtime``)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "pvcalc.cli", *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    names = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+             for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    return names, proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["simulate", "--help"], ["demo", "--help"],
+                                  ["score", "--help"], ["--version"]])
+def test_help_does_not_import_the_numerical_stack(args):
+    names, out = _modules_imported(*args)
+    assert "argparse" in names  # the check sees imports at all
+    assert not names & {"numpy", "numba", "xarray", "pandas", "scipy", "phantoms"}
+    assert "pvcalc" in out
+
+
+def test_protocol_and_phantom_lists_match_the_library():
+    import phantoms
+    from pvcalc.cli import PHANTOM_SUMMARIES, PROTOCOL_SUMMARIES
+    from pvcalc.cli.simulate import PHANTOM_NAMES
+
+    assert tuple(PROTOCOL_SUMMARIES) == tuple(phantoms.PROTOCOLS)
+    for name, text in PROTOCOL_SUMMARIES.items():
+        p = phantoms.PROTOCOLS[name]
+        for fact in (f"{p.kvp:g} kVp", "ECG-gated" if p.gated else "non-gated",
+                     f"{p.slice_thickness_mm:g} mm slices every {p.increment_mm:g} mm",
+                     f"{p.kernel} kernel", f"noise SD {p.noise_sd_hu:g} HU"):
+            assert fact in text, (name, fact)
+    assert tuple(PHANTOM_SUMMARIES) == tuple(PHANTOM_NAMES)
+
+
+def test_simulate_help_lists_protocols_and_phantoms(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = capsys.readouterr().out
+    for name in ("calcium_scoring", "low_dose_chest", "thin_slice_cscT", "cci", "cci_large",
+                 "motion", "patient"):
+        assert f"\n  {name} " in out, name
+
+
+def test_every_option_of_every_command_states_its_default(capsys):
+    import argparse
+
+    from pvcalc.cli import _build_parser
+
+    parser = _build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"demo", "score", "presets", "simulate"}
+    for name, sub in commands.choices.items():
+        text = " ".join(sub.format_help().split())
+        for action in sub._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            start = text.index(action.option_strings[-1] + " ", text.index("options:"))
+            entry = text[start:start + 400]
+            assert "(default: " in entry or "required" in entry, (name, action.dest)
+    # the values argparse would use are the ones printed
+    demo = " ".join(commands.choices["demo"].format_help().split())
+    assert "(default: 3)" in demo and "(default: calcium_scoring)" in demo
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--protocol", "nonsense"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pvcalc: error:") and "nonsense" in err and "calcium_scoring" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.fixture
+def series_with_bad_manufacturer(tmp_path, small_scan):
+    """A DICOM series whose Manufacturer (VR LO, at most 64 characters) has 80."""
+    import warnings
+
+    import pydicom
+
+    folder = tmp_path / "series"
+    pvcalc.write_scan(small_scan, folder)
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.Manufacturer = "M" * 80
+            ds.save_as(path)
+    return folder
+
+
+def test_warnings_print_one_line_each_before_the_error(series_with_bad_manufacturer):
+    proc = subprocess.run([sys.executable, "-m", "pvcalc.cli", "score",
+                           str(series_with_bad_manufacturer), "--preset", "nonsense"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    # six files with the same bad value: one warning line, then the one-line error
+    assert lines == ["pvcalc: warning: The value length (80) exceeds the maximum length of 64 "
+                     "allowed for VR LO.", lines[-1]]
+    assert lines[-1].startswith("pvcalc: error: unknown preset 'nonsense'")
+
+
+def test_verbose_shows_warnings_in_full(series_with_bad_manufacturer, capsys):
+    assert main(["score", str(series_with_bad_manufacturer), "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("pvcalc: warning:") == 1
+    assert "UserWarning: The value length (80) exceeds" in err and ".py:" in err
+
+
+def test_the_package_still_exposes_every_public_name():
+    # pvcalc/__init__.py imports its names on first use, so that `pvcalc --help` is fast
+    code = ("import sys, pvcalc; assert 'numpy' not in sys.modules; "
+            "names = getattr(pvcalc, '__all__', None) or [n for n in dir(pvcalc) "
+            "if not n.startswith('_')]; [getattr(pvcalc, n) for n in names]; "
+            "from pvcalc import score, read_scan, Calibration, stats; print(len(names))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 12

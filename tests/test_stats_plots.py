@@ -49,7 +49,7 @@ def test_bland_altman_plot_has_lines_at_limits(tmp_path):
     _saves(fig, tmp_path / "ba.png")
     log = stats.plot_bland_altman(df, subject="lesion", rater="scan", value="volume_mm3",
                                   transform="log")
-    assert log.axes[0].get_ylabel() == "s1 / s2"
+    assert log.axes[0].get_ylabel() == "ratio, s1 / s2"
 
 
 def test_error_vs_size_and_interscan_plots(tmp_path):
@@ -84,3 +84,54 @@ def test_transition_heatmap(tmp_path):
                                                values="count").to_numpy())
     assert len(ax.texts) == 16 and len(fig.axes) == 2  # annotations + colour bar
     _saves(fig, tmp_path / "heat.png")
+
+
+def test_axes_are_labelled_in_words_and_units():
+    df = _pairs_frame()
+    acc = df.assign(relative_error_pct=(df.volume_mm3 / df.true_volume_mm3 - 1) * 100)
+    ax = stats.plot_error_vs_size(acc, size="true_volume_mm3", error="relative_error_pct").axes[0]
+    assert ax.get_xlabel() == "true volume (mm³)"
+    assert ax.get_ylabel() == "relative error (%)"
+    assert ax.get_legend().get_title().get_text() == "method"
+
+    per = stats.interscan_difference(df, subject="lesion", rater="scan", value="volume_mm3",
+                                     groupby="method")
+    ax = stats.plot_interscan_difference(per).axes[0]
+    assert ax.get_ylabel() == "relative difference between the scans (%)"
+    assert ax.get_xlabel() == "method"
+
+    # units come from the value column's name unless given
+    em = df.query("method == 'em'")
+    ax = stats.plot_bland_altman(em, subject="lesion", rater="scan", value="volume_mm3").axes[0]
+    assert ax.get_xlabel() == "mean of s1 and s2 (mm³)"
+    assert ax.get_ylabel() == "difference, s1 - s2 (mm³)"
+    scores = em.rename(columns={"volume_mm3": "agatston"})
+    ax = stats.plot_bland_altman(scores, subject="lesion", rater="scan", value="agatston",
+                                 transform="percent").axes[0]
+    assert ax.get_xlabel() == "mean of s1 and s2 (Agatston)"
+    assert ax.get_ylabel() == "difference, (s1 - s2) / mean (%)"
+    ax = stats.plot_bland_altman(em, subject="lesion", rater="scan", value="volume_mm3",
+                                 units="mL").axes[0]
+    assert ax.get_xlabel() == "mean of s1 and s2 (mL)"
+
+    table = stats.transition_table(np.array([0, 1, 1]), np.array([0, 1, 0]))
+    fig = stats.plot_transition_heatmap(table, value="row_share")
+    assert fig.axes[1].get_ylabel() == "share of the row's subjects (scan A category)"
+    assert fig.axes[0].get_xlabel() == "category, scan B"
+
+
+@pytest.mark.parametrize("column, label", [
+    ("true_volume_mm3", "true volume (mm³)"),
+    ("mass_score_mg", "mass score (mg)"),
+    ("density_mg_cm3", "density (mg HA/cm³)"),
+    ("diameter_mm", "diameter (mm)"),
+    ("peak_hu", "peak (HU)"),
+    ("agatston", "Agatston score"),
+    ("count", "number of subjects"),
+    ("volume_ratio", "volume ratio"),
+    ("err", "err"),
+])
+def test_axis_label_reads_column_names(column, label):
+    from pvcalc.stats._plots import _axis_label
+
+    assert _axis_label(column) == label

@@ -5,21 +5,57 @@ Subcommands:
 - ``pvcalc demo``: simulate the calcification-insert phantom a few times and
   score it clinically, true values beside measured ones (the README's main job).
 - ``pvcalc score PATH``: clinical calcium scores of a DICOM series or NIfTI file.
+- ``pvcalc presets``: the scoring conventions.
 - ``pvcalc simulate NAME --out DIR``: write simulated scans and their truth.
 
 Every expected failure (bad path, unreadable file, mixed series, bad option)
 prints one line ``pvcalc: error: ...`` on stderr and exits with status 2;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. Warnings raised while a command runs
+(for example pydicom's about a malformed DICOM element) print one line each,
+``pvcalc: warning: ...``, once per message; ``--verbose`` shows their full text
+and where they were raised. The first run compiles the numerical kernels and
+says so on stderr; later runs load them from the cache.
+
+Building the parser imports no numerical code (numpy, numba, xarray, pandas),
+so ``pvcalc --help`` is instant; each subcommand's module is imported when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import textwrap
+import warnings
 
 #: Exceptions that mean "the user gave us something we cannot use". Anything
 #: else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, TypeError, OSError, KeyError)
+
+#: The scanner protocol presets of :data:`phantoms.PROTOCOLS`, one line each. A
+#: static copy, so that the parser is built without importing the simulator;
+#: tests/test_cli.py checks it against PROTOCOLS.
+PROTOCOL_SUMMARIES = {
+    "calcium_scoring": "120 kVp, ECG-gated, 3 mm slices every 3 mm, soft kernel, noise SD 20 HU",
+    "low_dose_chest": "120 kVp, non-gated, 1.25 mm slices every 0.625 mm, sharp kernel, "
+                      "noise SD 40 HU",
+    "thin_slice_cscT": "120 kVp, ECG-gated, 1 mm slices every 0.5 mm, soft kernel, "
+                       "noise SD 26 HU",
+}
+
+#: The named phantoms of ``pvcalc simulate`` (pvcalc.cli.simulate.PHANTOM_NAMES).
+PHANTOM_SUMMARIES = {
+    "cci": "replica of the QRM cardiac calcification insert, 300 x 200 mm body",
+    "cci_large": "the same in the 400 x 300 mm extension ring",
+    "motion": "one 5 mm insert per velocity (0-100 mm/s), moving in-plane",
+    "patient": "virtual patient: lesions along coronary arteries (drawn from --seed)",
+}
+
+#: First-run compile time of each command's kernels, shown in the first-run notice:
+#: measured with a fresh cache on 2 cores, from nearly idle to a load of 6
+#: (docs/quickstart.md).
+_COMPILE_SECONDS = {"demo": "25-75 s", "simulate": "20-60 s", "score": "5-20 s",
+                    "presets": "5-20 s"}
 
 
 def main(argv=None) -> int:
@@ -28,8 +64,10 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    verbose = args.verbose or args.debug
     try:
-        return int(args.func(args) or 0)
+        with _report_warnings(verbose=verbose), _first_compile_notice(args.command):
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         sys.stderr.close()
         return 0
@@ -46,65 +84,118 @@ def main(argv=None) -> int:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, like the command's other errors."""
+
+    def error(self, message):
+        self.exit(2, f"pvcalc: error: {message}; see '{self.prog} --help'\n")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends each option's default to its help (explicit text for options without one)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or "default" in text or action.default is None
+                or action.default is argparse.SUPPRESS):
+            return text
+        if action.default is False:
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
+def _listing(title, entries) -> str:
+    width = max(len(name) for name in entries)
+    return "\n".join([f"{title}:", *(f"  {name:{width}s}  {text}" for name, text in entries.items())])
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from pvcalc import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="pvcalc",
+    parser = _Parser(
+        prog="pvcalc", formatter_class=_HelpFormatter,
         description="Coronary artery calcium scoring, partial-volume methods and "
-                    "CT phantom simulation.")
+                    "CT phantom simulation.",
+        epilog="'pvcalc COMMAND --help' describes each command and its options.")
     parser.add_argument("--version", action="version", version=f"pvcalc {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true",
-                        help="show the full traceback on errors")
+                        help="show the full traceback on errors (and warnings in full)")
+    common.add_argument("--verbose", action="store_true",
+                        help="show warnings in full, with where they were raised "
+                             "(default: off, one line per warning)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    protocols = _listing("protocols (--protocol)", PROTOCOL_SUMMARIES)
 
-    p = sub.add_parser("demo", parents=[common],
-                       help="simulate the calcification-insert phantom and score it")
-    p.add_argument("--repeats", type=_positive_int, default=3,
-                   help="number of repeated scans (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--protocol", default="calcium_scoring",
-                   help="scanner protocol preset (default calcium_scoring)")
+    def command(name, **kwargs):
+        kwargs["description"] = textwrap.fill(kwargs["description"], width=79)
+        p = sub.add_parser(name, parents=[common], formatter_class=_HelpFormatter, **kwargs)
+        p.set_defaults(func=_command(name))
+        return p
+
+    p = command("demo", help="simulate the calcification-insert phantom and score it",
+                description="Simulate the replica of the QRM cardiac calcification insert a few "
+                            "times and score every scan clinically: the true volume and mass of "
+                            "each insert beside the clinical scores, and what real scanners "
+                            "measured on the physical phantom.", epilog=protocols)
+    p.add_argument("--repeats", type=_positive_int, default=3, metavar="N",
+                   help="number of repeated scans (new noise, repositioning and cardiac phase)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--protocol", default="calcium_scoring", choices=tuple(PROTOCOL_SUMMARIES),
+                   metavar="PROTOCOL", help="scanner protocol preset (listed below)")
     p.add_argument("--extension-ring", action="store_true",
                    help="use the large body (400 x 300 mm extension ring)")
-    p.add_argument("--out", default=None,
-                   help="folder for the report (report.md, per-insert CSV); default: print only")
-    p.set_defaults(func=_command("demo"))
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="also write report.md (with a figure) and the per-insert and "
+                        "per-scan CSV tables to this folder (default: print only)")
 
-    p = sub.add_parser("score", parents=[common],
-                       help="clinical calcium scores of a DICOM series or NIfTI file")
+    p = command("score", help="clinical calcium scores of a DICOM series or NIfTI file",
+                description="Clinical calcium scores (Agatston, volume, mass) of one scan.")
     p.add_argument("path", help="DICOM folder or file, or NIfTI file (.nii, .nii.gz)")
-    p.add_argument("--series", default=None,
-                   help="SeriesInstanceUID to read when the folder holds several series")
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="SeriesInstanceUID to read when the folder holds several series "
+                        "(default: the folder's only series)")
     p.add_argument("--labels", default=None,
-                   help="label image on the same grid (NIfTI, DICOM folder or .npy); "
-                        "scores are reported per label")
-    p.add_argument("--preset", default="standard",
-                   help="scoring convention (see 'pvcalc presets'); default standard")
+                   help="label image on the same grid (NIfTI, DICOM folder or .npy); scores "
+                        "are reported per label (default: none, scores of the whole scan)")
+    p.add_argument("--preset", default="standard", metavar="NAME",
+                   help="scoring convention (see 'pvcalc presets')")
     p.add_argument("--calibration", default=None, metavar="C_HA|FILE.json",
                    help="mass calibration factor c_HA in mg HA cm^-3 HU^-1 (e.g. 0.8), or a JSON "
-                        "file with 'c_ha_mg_cm3_per_hu'; without it no mass score is computed")
+                        "file with 'c_ha_mg_cm3_per_hu' (default: none, so no mass score)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                   help="output format (default table)")
+                   help="output format")
     p.add_argument("--lesions", action="store_true",
                    help="with --format table: also list every lesion")
-    p.set_defaults(func=_command("score"))
+    p.add_argument("--strict", action="store_true",
+                   help="fail when the DICOM folder holds files that are not slices of the "
+                        "series, or slices seem missing at its ends (default: warn)")
+    p.add_argument("--hu-range", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),
+                   help="plausible HU of the DICOM voxels; values outside are an error "
+                        "(default: -2048 to 4095 HU for 12-bit data, up to 32767 HU for "
+                        "16-bit data)")
 
-    p = sub.add_parser("presets", parents=[common], help="list the scoring presets")
-    p.set_defaults(func=_command("presets"))
+    command("presets", help="list the scoring presets",
+            description="List the scoring presets (conventions) with their sources.")
 
-    p = sub.add_parser("simulate", parents=[common],
-                       help="simulate a named phantom and write scans and truth")
-    p.add_argument("name", help="named phantom: cci, cci_large, motion, patient")
-    p.add_argument("--protocol", default="calcium_scoring", help="scanner protocol preset")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--repeats", type=_positive_int, default=1,
+    p = command("simulate", help="simulate a named phantom and write scans and truth",
+                description="Simulate a named phantom and write the scans (NIfTI or DICOM), a "
+                            "label image per scan and the ground truth (CSV and netCDF).",
+                epilog=_listing("phantoms (NAME)", PHANTOM_SUMMARIES) + "\n\n" + protocols)
+    p.add_argument("name", metavar="NAME", help="named phantom (listed below)")
+    p.add_argument("--protocol", default="calcium_scoring", choices=tuple(PROTOCOL_SUMMARIES),
+                   metavar="PROTOCOL", help="scanner protocol preset (listed below)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--repeats", type=_positive_int, default=1, metavar="N",
                    help="number of repeated scans (new noise, repositioning, cardiac phase)")
     p.add_argument("--format", choices=("nifti", "dicom"), default="nifti",
-                   help="scan file format (default nifti)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_command("simulate"))
+                   help="scan file format")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (required; a second call of the same run verifies it "
+                        "and adds missing repeats, a different run is refused)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the folder's outputs of an earlier, different run (files "
+                        "with other names are kept)")
     return parser
 
 
@@ -127,3 +218,61 @@ def _command(name):
     return run
 
 
+@contextlib.contextmanager
+def _report_warnings(*, verbose=False):
+    """Print each warning raised inside the block once, as ``pvcalc: warning: ...``.
+
+    The warning filters stay as they are (what Python hides by default stays
+    hidden); only the printing changes. Without ``verbose`` a warning is its
+    first line; with it, the full text, category and place it was raised.
+    """
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).strip() or category.__name__
+        if (category, text) in seen:
+            return
+        seen.add((category, text))
+        if verbose:
+            full = warnings.formatwarning(message, category, filename, lineno, line)
+            sys.stderr.write(f"pvcalc: warning: {full}")
+        else:
+            sys.stderr.write(f"pvcalc: warning: {text.splitlines()[0]}\n")
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+@contextlib.contextmanager
+def _first_compile_notice(command):
+    """Say on stderr, once, when the block starts compiling one of our numba kernels.
+
+    numba announces every compilation that the cache could not serve with a
+    ``numba:compile`` event (:mod:`numba.core.event`); a warm cache raises
+    none, so the line appears only on a cold cache.
+    """
+    from numba.core import event
+
+    seconds = _COMPILE_SECONDS.get(command, "a minute at most")
+    announced = []
+
+    class Notice(event.Listener):
+        def on_start(self, ev):
+            func = getattr(ev.data.get("dispatcher"), "py_func", None)
+            package = (getattr(func, "__module__", None) or "").split(".")[0]
+            if announced or package not in ("pvcalc", "phantoms"):
+                return
+            from pvcalc._numba_config import used_cache_dir
+
+            announced.append(True)
+            folder = used_cache_dir()
+            where = f"cached in {folder}" if folder else "no writable cache folder"
+            print(f"pvcalc: compiling numerical kernels for first use (about {seconds} once; "
+                  f"{where})", file=sys.stderr, flush=True)
+
+        def on_end(self, ev):
+            pass
+
+    with event.install_listener("numba:compile", Notice()):
+        yield

@@ -12,6 +12,67 @@ __all__ = ["plot_bland_altman", "plot_error_vs_size", "plot_interscan_difference
            "plot_transition_heatmap"]
 
 
+#: Axis labels of the columns pvcalc's tables use (docs/stats.md and docs/scoring.md,
+#: glossaries); other column names are read by :func:`_axis_label`'s rule.
+_LABELS = {
+    "agatston": "Agatston score",
+    "relative_difference_pct": "relative difference between the scans (%)",
+    "abs_difference": "absolute difference between the scans",
+    "mean_value": "mean of the two scans",
+    "count": "number of subjects",
+    "share": "share of all subjects",
+    "row_share": "share of the row's subjects (scan A category)",
+    "method": "method",
+}
+#: Unit suffixes of column names (house style: units in names) and how they are shown.
+_UNITS = {"pct": "%", "mm3": "mm³", "mm2": "mm²", "mm": "mm", "cm3": "cm³", "mg": "mg",
+          "hu": "HU", "s": "s", "ms": "ms", "mg_cm3": "mg HA/cm³", "bpm": "beats/min"}
+
+
+def _axis_label(column: str) -> str:
+    """Words and units for a column name, as an axis label.
+
+    Known columns (``agatston``, ``relative_difference_pct``, ``count``...) have
+    their own label; for the others underscores become spaces and a unit suffix
+    becomes a unit in parentheses, so the house naming (units in names) reads as text.
+
+    Parameters
+    ----------
+    column : str
+        A column name such as ``"true_volume_mm3"``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> _axis_label("true_volume_mm3"), _axis_label("relative_error_pct")
+    ('true volume (mm³)', 'relative error (%)')
+    >>> _axis_label("density_mg_cm3"), _axis_label("agatston")
+    ('density (mg HA/cm³)', 'Agatston score')
+    """
+    name = str(column)
+    if name in _LABELS:
+        return _LABELS[name]
+    words = name.split("_")
+    for n_unit in (2, 1):
+        unit = "_".join(words[-n_unit:]).lower()
+        if len(words) > n_unit and unit in _UNITS:
+            text = " ".join(words[:-n_unit]).replace("agatston", "Agatston")
+            return f"{text} ({_UNITS[unit]})"
+    return " ".join(words).replace("agatston", "Agatston")
+
+
+def _unit_of(column: str) -> str:
+    """The unit of a value column for Bland-Altman axes ("Agatston" for Agatston scores)."""
+    name = str(column).lower()
+    if name.startswith("agatston") or name.endswith("agatston"):
+        return "Agatston"
+    label = _axis_label(column)
+    return label[label.rindex("(") + 1:-1] if label.endswith(")") else ""
+
+
 def _new_axes(ax, figsize=(5.0, 4.0)):
     if ax is not None:
         return ax.figure, ax
@@ -36,15 +97,18 @@ def plot_bland_altman(data, b=None, *, subject: str = "subject", rater: str = "r
     ax : matplotlib.axes.Axes, optional
         Draw into this axes; default a new Figure.
     units : str
-        Unit label for the axes (e.g. "mg").
+        Unit for the axes (e.g. "mg"); default: read from the ``value`` column's
+        name (``volume_mm3`` -> mm³, ``agatston`` -> Agatston), none if it has none.
 
     Returns
     -------
     matplotlib.figure.Figure
         Scatter of the pairs, solid line at the bias, dashed lines at the two
         limits of agreement (labelled ``"bias"``, ``"loa_low"``,
-        ``"loa_high"``) and shaded CI bands. For ``transform="log"`` the
-        y axis is the ratio A / B.
+        ``"loa_high"``) and shaded CI bands. x axis: "mean of A and B (unit)";
+        y axis: "difference, A - B (unit)", or the ratio A / B for
+        ``transform="log"``, or the difference in % of the mean for
+        ``transform="percent"``.
 
     Examples
     --------
@@ -72,10 +136,12 @@ def plot_bland_altman(data, b=None, *, subject: str = "subject", rater: str = "r
                         (r["loa_low_ci_low"], r["loa_low_ci_high"], "C3"),
                         (r["loa_high_ci_low"], r["loa_high_ci_high"], "C3")):
         ax.axhspan(lo, hi, color=col, alpha=0.12, lw=0)
-    u = f" ({units})" if units else ""
+    unit = units or _unit_of(value)
+    u = f" ({unit})" if unit else ""
     ax.set_xlabel(f"mean of {pair[0]} and {pair[1]}{u}")
-    ylab = {"none": f"{pair[0]} - {pair[1]}{u}", "log": f"{pair[0]} / {pair[1]}",
-            "percent": f"({pair[0]} - {pair[1]}) / mean (%)"}[transform]
+    ylab = {"none": f"difference, {pair[0]} - {pair[1]}{u}",
+            "log": f"ratio, {pair[0]} / {pair[1]}",
+            "percent": f"difference, ({pair[0]} - {pair[1]}) / mean (%)"}[transform]
     ax.set_ylabel(ylab)
     ax.set_title(f"bias {r['bias']:.3g}, limits [{r['loa_low']:.3g}, {r['loa_high']:.3g}]")
     return fig
@@ -100,7 +166,8 @@ def plot_error_vs_size(data: pd.DataFrame, *, size: str, error: str,
     -------
     matplotlib.figure.Figure
         One line (mean error per distinct size) and one scatter per method,
-        lines labelled by method, a horizontal reference line at 0.
+        lines labelled by method, a horizontal reference line at 0; axes
+        labelled in words and units (:func:`_axis_label`).
 
     Examples
     --------
@@ -124,9 +191,9 @@ def plot_error_vs_size(data: pd.DataFrame, *, size: str, error: str,
     ax.axhline(0.0, color="k", lw=0.8, label="_zero")
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(size)
-    ax.set_ylabel(error)
-    ax.legend(title=method)
+    ax.set_xlabel(_axis_label(size))
+    ax.set_ylabel(_axis_label(error))
+    ax.legend(title=_axis_label(method))
     return fig
 
 
@@ -147,7 +214,7 @@ def plot_interscan_difference(data: pd.DataFrame, *, value: str = "relative_diff
     -------
     matplotlib.figure.Figure
         One box per method (tick labels = method names) with the mean as a
-        marker.
+        marker; y axis e.g. "relative difference between the scans (%)".
 
     Examples
     --------
@@ -168,8 +235,8 @@ def plot_interscan_difference(data: pd.DataFrame, *, value: str = "relative_diff
         series.append(sub[value].to_numpy(float))
     ax.boxplot(series, showmeans=True)
     ax.set_xticks(np.arange(1, len(names) + 1), names)
-    ax.set_xlabel(method)
-    ax.set_ylabel(value)
+    ax.set_xlabel(_axis_label(method))
+    ax.set_ylabel(_axis_label(value))
     return fig
 
 
@@ -219,7 +286,7 @@ def plot_transition_heatmap(table: pd.DataFrame, *, value: str = "count", ax=Non
     ax.set_yticks(np.arange(mat.shape[0]), [str(c) for c in wide.index])
     ax.set_xlabel("category, scan B")
     ax.set_ylabel("category, scan A")
-    fig.colorbar(im, ax=ax, label=value)
+    fig.colorbar(im, ax=ax, label=_axis_label(value))
     if title:
         ax.set_title(title)
     return fig
