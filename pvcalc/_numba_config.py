@@ -123,3 +123,28 @@ class _PvcalcCacheLocator(_OutOfTreeLocator):
 
 
 _register(_PvcalcCacheLocator)
+
+
+def compile_serial_and_parallel(func):
+    """Two dispatchers of one kernel body: ``(serial, parallel)``.
+
+    ``numba.prange`` is a plain ``range`` without ``parallel=True``, so one body
+    serves both. numba names a function's cache files by its qualified name and
+    first line, not by its flags; compiled from the same function object the
+    two versions would share cache entries, and a process could load the serial
+    machine code for the parallel dispatcher (or the reverse). Each version
+    therefore compiles its own copy of the function, with its own name.
+    """
+    import types
+
+    import numba
+
+    def renamed(suffix):
+        copy = types.FunctionType(func.__code__, func.__globals__, func.__name__ + suffix,
+                                  func.__defaults__, func.__closure__)
+        copy.__qualname__ = func.__qualname__ + suffix
+        copy.__doc__ = func.__doc__
+        return copy
+
+    return (numba.njit(**JIT)(renamed("_serial")),
+            numba.njit(**PARALLEL_JIT)(renamed("_parallel")))

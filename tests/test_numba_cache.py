@@ -106,3 +106,22 @@ def test_cli_says_once_that_it_compiles_and_only_on_a_cold_cache(tmp_path):
     warm = _run(None, env, "-m", "pvcalc.cli", "score", str(path))
     assert "compiling" not in warm.stderr
     assert warm.stdout == cold.stdout
+
+
+def test_serial_and_parallel_versions_of_one_body_have_their_own_cache_entries(tmp_path):
+    # numba names cache files by qualified name and first line, not by the
+    # parallel flag: sharing them would let the parallel dispatcher load the
+    # serial machine code (or the reverse) from the cache
+    code = """
+import numpy as np
+from pvcalc.scoring._label_kernels import _count_runs_parallel, _count_runs_serial
+vol = np.zeros((2, 3, 4), np.float32); lab = np.zeros((1, 1, 1), np.int32)
+a = _count_runs_serial(vol, lab, False, 130.0); b = _count_runs_parallel(vol, lab, False, 130.0)
+assert (np.asarray(a) == np.asarray(b)).all()
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    names = sorted(p.name for p in tmp_path.rglob("*_count_runs*.nbi"))
+    assert len(names) == 2, names
+    assert any("_count_runs_serial" in n for n in names)
+    assert any("_count_runs_parallel" in n for n in names)

@@ -34,7 +34,7 @@ labels and a float32 threshold that is compared inclusively (``v >= thr``).
 import numba
 import numpy as np
 
-from pvcalc._numba_config import JIT, PARALLEL_JIT
+from pvcalc._numba_config import JIT, compile_serial_and_parallel
 
 
 @numba.njit(**JIT)
@@ -67,9 +67,7 @@ def _count_runs(vol, lab, has_labels, thr):
     return counts
 
 
-# one body, compiled twice: numba.prange is a plain range without parallel=True
-_count_runs_parallel = numba.njit(**PARALLEL_JIT)(_count_runs)
-_count_runs_serial = numba.njit(**JIT)(_count_runs)
+_count_runs_serial, _count_runs_parallel = compile_serial_and_parallel(_count_runs)
 
 
 @numba.njit(**JIT)
@@ -190,9 +188,7 @@ def _fill_runs(vol, lab, has_labels, thr, row_start, conn8):
     return x0, x1, rlab, rsum, rmax, comp_local, n_comp
 
 
-# one body, compiled twice: numba.prange is a plain range without parallel=True
-_fill_runs_parallel = numba.njit(**PARALLEL_JIT)(_fill_runs)
-_fill_runs_serial = numba.njit(**JIT)(_fill_runs)
+_fill_runs_serial, _fill_runs_parallel = compile_serial_and_parallel(_fill_runs)
 
 
 @numba.njit(**JIT)
@@ -232,9 +228,7 @@ def _component_stats(row_start, ny, x0, x1, rlab, rsum, rmax, comp_local, comp_s
     return count, hu_sum, peak, sum_y, sum_x, label, slice_index, run_comp
 
 
-# one body, compiled twice: numba.prange is a plain range without parallel=True
-_component_stats_parallel = numba.njit(**PARALLEL_JIT)(_component_stats)
-_component_stats_serial = numba.njit(**JIT)(_component_stats)
+_component_stats_serial, _component_stats_parallel = compile_serial_and_parallel(_component_stats)
 
 
 @numba.njit(**JIT)
