@@ -18,7 +18,7 @@ _INV_SQRT2 = np.float32(1.0 / np.sqrt(2.0))
 _SQRT2 = np.float32(np.sqrt(2.0))
 
 
-@numba.njit(inline="always", **JIT)
+@numba.njit(**JIT)
 def _fill_row(spec, hz, hxy, scale, k0, k1, s0, s1, r, even_x):
     """Row ``r = kz * Y + ky`` of the half-spectrum.
 
