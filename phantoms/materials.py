@@ -11,7 +11,8 @@ How the table was built (both sources are measured values, not a model):
   column ``c_ha``) give per-scanner mean calibration factors at 120 kVp of
   Canon 0.720, Siemens 0.771, Philips 0.790 and GE 0.896 mg cm^-3 HU^-1; their
   unweighted mean is 0.7942, so k(120) = 1 / 0.7942 = 1.259 HU per mg/cm3 and
-  a 200 mg HA/cm3 rod reads 252 HU above water (DESIGN.md: 220-280).
+  a 200 mg HA/cm3 rod reads 252 HU above water (the per-scanner factors give
+  223-278 HU).
 * **kVp dependence.** Grani et al. (2018) derived kVp-specific Agatston
   thresholds that keep the same calcium content at 70-135 kVp: 207, 177, 145,
   130 and 119 HU at 70, 80, 100, 120 and 135 kVp. Their ratios to the 120 kVp

@@ -50,7 +50,7 @@ from phantoms._rng import split_key
 from phantoms._ssp import SSP_KINDS, ssp_cdf, ssp_half_support_mm
 from phantoms.protocol import Protocol
 
-#: Number of FFT worker threads for large fields (the machines have 2 cores).
+#: Number of FFT worker threads for large fields (the bytes do not depend on it).
 FFT_WORKERS = 2
 #: Fields with fewer voxels than this use one thread (patches): waking a second
 #: thread costs more than the work. The bytes are the same either way.
