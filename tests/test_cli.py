@@ -249,7 +249,7 @@ def test_every_option_of_every_command_states_its_default(capsys):
 
     parser = _build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"demo", "score", "presets", "simulate"}
+    assert set(commands.choices) == {"demo", "score", "presets", "simulate", "study"}
     for name, sub in commands.choices.items():
         text = " ".join(sub.format_help().split())
         for action in sub._actions:

@@ -7,6 +7,8 @@ Subcommands:
 - ``pvcalc score PATH``: clinical calcium scores of a DICOM series or NIfTI file.
 - ``pvcalc presets``: the scoring conventions.
 - ``pvcalc simulate NAME --out DIR``: write simulated scans and their truth.
+- ``pvcalc study check SPEC`` / ``pvcalc study run SPEC --out DIR``: benchmark
+  studies (``docs/study.md``).
 
 Every expected failure (bad path, unreadable file, mixed series, bad option)
 prints one line ``pvcalc: error: ...`` on stderr and exits with status 2;
@@ -55,7 +57,7 @@ PHANTOM_SUMMARIES = {
 #: measured with a fresh cache on 2 cores, from nearly idle to a load of 6
 #: (docs/quickstart.md).
 _COMPILE_SECONDS = {"demo": "25-75 s", "simulate": "20-60 s", "score": "5-20 s",
-                    "presets": "5-20 s"}
+                    "presets": "5-20 s", "study": "20-60 s"}
 
 
 def main(argv=None) -> int:
@@ -196,6 +198,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace the folder's outputs of an earlier, different run (files "
                         "with other names are kept)")
+
+    from pvcalc.cli.study import add_arguments as study_arguments  # argparse only
+
+    study_arguments(command("study", help="benchmark studies: check a spec, run it",
+                            description="Check or run a benchmark study: simulated scans of "
+                                        "phantoms under a grid of scan conditions, quantified "
+                                        "by every method, results stored as Parquet "
+                                        "(docs/study.md)."),
+                    common=common, formatter_class=_HelpFormatter, positive_int=_positive_int)
     return parser
 
 
