@@ -5,7 +5,8 @@ duplicates, shear, sizes) before it builds a validated scan. The baseline is
 the plain pydicom loop most scripts use, with no checks at all: ``dcmread``
 every file, sort by ImagePositionPatient z, stack ``pixel_array * slope +
 intercept`` as float32. For NIfTI the baseline is ``nibabel.load`` +
-``get_fdata(dtype=float32)`` copied into memory (not left memory-mapped). Both paths read the same files (written once by
+``get_fdata(dtype=float32)`` copied into memory (not left memory-mapped).
+Both paths read the same files (written once by
 ``pvcalc.write_scan``) and their volumes are checked to agree. The ratio says
 what the checks and the scan model cost.
 
@@ -23,9 +24,9 @@ import tempfile
 import nibabel as nib
 import numpy as np
 import pydicom
+from _timing import median_time
 
 import pvcalc
-from _timing import median_time
 
 
 def plain_pydicom(folder):

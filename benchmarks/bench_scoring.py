@@ -16,10 +16,10 @@ import os
 import time
 
 import numpy as np
+from _timing import median_time
 from scipy import ndimage
 
 import pvcalc
-from _timing import median_time
 
 
 def median_seconds(fn, repeats):

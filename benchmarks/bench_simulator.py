@@ -32,14 +32,23 @@ import time
 import tracemalloc
 
 import numpy as np
-from scipy import ndimage
 from _timing import median_time
+from scipy import ndimage
 
 import phantoms
-from phantoms import (CardiacMotion, Cylinder, Lesion, Phantom, Sphere, ThoraxBody,
-                      get_protocol, simulate, simulate_patches)
-from phantoms.motion import NOMINAL_HEART_RATE_BPM
+from phantoms import (
+    CardiacMotion,
+    Cylinder,
+    Lesion,
+    Phantom,
+    Sphere,
+    ThoraxBody,
+    get_protocol,
+    simulate,
+    simulate_patches,
+)
 from phantoms.materials import hu_per_mg_cm3
+from phantoms.motion import NOMINAL_HEART_RATE_BPM
 from phantoms.noise import noise_field
 from phantoms.psf import blur_inplane
 
@@ -191,7 +200,7 @@ def main(argv=None):
     print(f"    normals (16.8M) ours {r_ours:8.1f} ms   numpy       {r_base:8.1f} ms   "
           f"ratio {r_base / r_ours:5.1f}x  (Philox4x32-10 + polynomial Box-Muller vs PCG64 "
           "ziggurat)")
-    del vol, out
+    vol = out = None  # free the volumes before the next step
 
     simulate_patches(ph, prot, seed=0)
     n_patch_runs = 3 if args.quick else 10

@@ -19,9 +19,9 @@ import argparse
 
 import numpy as np
 import pandas as pd
+from _timing import median_time
 from scipy import stats as st
 
-from _timing import median_time
 from pvcalc.stats import bland_altman, icc
 
 

@@ -66,7 +66,7 @@ def render_gallery(out_dir=IMG, *, seed=7, velocity_mm_s=40.0):
     w, lvl = WINDOW_LEVEL
     vmin, vmax = lvl - w / 2, lvl + w / 2
     fig, axes = plt.subplots(2, 3, figsize=(13.5, 9.4), constrained_layout=True)
-    for col, (title, (scan, truth)) in enumerate(panels):
+    for col, (title, (scan, _truth)) in enumerate(panels):
         k = _nearest_slice(scan, 0.0)
         img = scan.isel(z=k)
         img = img.sel(y=slice(-CROP_MM, CROP_MM), x=slice(-CROP_MM, CROP_MM))

@@ -11,24 +11,24 @@ noise. ``phantoms`` never imports ``pvcalc``; it produces the same
 __version__ = "0.1.0"
 
 # --- object side (materials, shapes, motion, body, phantom) ---
-from .materials import TISSUE_HU, HA_HU_PER_MG_CM3, density_to_hu, hu_per_mg_cm3
-from .shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
-from .motion import CardiacMotion, ConstantVelocity, Static, acquisition_times
+from . import truth
 from .body import Rod, ThoraxBody, render_cross_section
+
+# --- named phantoms ---
+from .library import cci_phantom, motion_phantom, virtual_patient
+from .materials import HA_HU_PER_MG_CM3, TISSUE_HU, density_to_hu, hu_per_mg_cm3
+from .motion import CardiacMotion, ConstantVelocity, Static, acquisition_times
+from .noise import noise_field
 from .phantom import Lesion, Phantom
 
 # --- scanner (protocols, PSF, noise) ---
 from .protocol import PROTOCOLS, Protocol, get_protocol, noise_sd_from_mas
 from .psf import blur_inplane
-from .noise import noise_field
+from .shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
 
 # --- pipeline ---
 from .simulate import repeat, simulate, simulate_patches, simulate_repeat
-from . import truth
 from .truth import fraction_map, lesion_table, validate_truth
-
-# --- named phantoms ---
-from .library import cci_phantom, motion_phantom, virtual_patient
 
 # Every public name, grouped by the module it lives in, in the order the data flows
 # (docs/make_api.py follows it). Not listed: phantoms.strategies, which needs the optional

@@ -198,7 +198,7 @@ class _Scene:
         so the bytes do not depend on the number of threads.
         """
         out = _map(self._unblurred, range(len(self.lesions)))
-        for box, c in out:
+        for _box, c in out:
             if c is not None:
                 blur_inplane(c, self.protocol.psf_fwhm_mm, self.pixel, out=c)
         return out

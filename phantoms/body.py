@@ -31,8 +31,7 @@ import numba
 import numpy as np
 
 from ._config import JIT
-from ._validate import (finite_real, nonnegative_real, positive_int, positive_real,
-                        vector)
+from ._validate import finite_real, nonnegative_real, positive_int, positive_real, vector
 from .materials import TISSUE_HU, density_to_hu
 
 

@@ -121,7 +121,8 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
     References
     ----------
     van Praagh GD et al. Fully automated quantification method (FQM) of coronary
-    calcium in an anthropomorphic phantom. Med Phys 2021. doi:10.1002/mp.14912 (geometry read from the published FQM analysis code).
+    calcium in an anthropomorphic phantom. Med Phys 2021. doi:10.1002/mp.14912
+    (geometry read from the published FQM analysis code).
     McCollough CH et al. Coronary artery calcium: a multi-institutional,
     multimanufacturer international standard for quantification at cardiac CT.
     Radiology 2007;243:527-38. doi:10.1148/radiol.2432050808

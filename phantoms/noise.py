@@ -38,14 +38,12 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import operator
 
 import numpy as np
 import scipy.fft
 
-from phantoms._noise_kernels import (_shaped_half_spectrum_parallel,
-                                     _shaped_half_spectrum_serial)
+from phantoms._noise_kernels import _shaped_half_spectrum_parallel, _shaped_half_spectrum_serial
 from phantoms._rng import split_key
 from phantoms._ssp import SSP_KINDS, ssp_cdf, ssp_half_support_mm
 from phantoms.protocol import Protocol

@@ -12,8 +12,7 @@ import math
 import numba
 import numpy as np
 
-from phantoms._blur_kernels import (_blur_volume_parallel, _blur_volume_serial,
-                                    gaussian_taps)
+from phantoms._blur_kernels import _blur_volume_parallel, _blur_volume_serial, gaussian_taps
 from phantoms._validate import real_in_range
 
 #: FWHM of a Gaussian divided by its sigma, 2 sqrt(2 ln 2).

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, JPEGLossless,
-                         generate_uid)
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEGLossless, generate_uid
 
 import pvcalc
 from pvcalc.io import ScanFileError, read_scan, write_scan

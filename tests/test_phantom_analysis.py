@@ -2,15 +2,15 @@
 
 import numpy as np
 import pytest
+from naive_scoring import naive_score
 
 import phantoms
 import pvcalc
-from pvcalc.rois import spherical_roi_labels, truth_roi_labels
 from pvcalc.calibration import rod_calibration
 from pvcalc.evaluation import score_lesions
+from pvcalc.rois import spherical_roi_labels, truth_roi_labels
 from pvcalc.scan import scan_spacing_mm
 from pvcalc.scoring import PRESETS
-from naive_scoring import naive_score
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phantoms.materials import (HA_HU_PER_MG_CM3, TISSUE_HU, density_to_hu, hu_per_mg_cm3)
+from phantoms.materials import HA_HU_PER_MG_CM3, TISSUE_HU, density_to_hu, hu_per_mg_cm3
 
 REFERENCE = Path(__file__).resolve().parents[1] / "pvcalc" / "data" / "qrm_cci_clinical_scores.csv"
 

@@ -179,8 +179,7 @@ def test_errors(args, kwargs, exc, match):
 
 
 def test_serial_and_parallel_kernels_give_identical_spectra():
-    from phantoms._noise_kernels import (_shaped_half_spectrum_parallel,
-                                         _shaped_half_spectrum_serial)
+    from phantoms._noise_kernels import _shaped_half_spectrum_parallel, _shaped_half_spectrum_serial
     from phantoms.noise import _filters, _protocol_key
     p = get_protocol("thin_slice_cscT")
     for shape in ((6, 40, 66), (5, 33, 31)):

@@ -12,8 +12,20 @@ import numpy as np
 import pytest
 from _threads import output_with_threads
 
-from phantoms import (Blob, CardiacMotion, ConstantVelocity, Cylinder, Ellipsoid, Lesion,
-                      Phantom, Sphere, ThoraxBody, Tube, get_protocol, simulate)
+from phantoms import (
+    Blob,
+    CardiacMotion,
+    ConstantVelocity,
+    Cylinder,
+    Ellipsoid,
+    Lesion,
+    Phantom,
+    Sphere,
+    ThoraxBody,
+    Tube,
+    get_protocol,
+    simulate,
+)
 from phantoms.materials import hu_per_mg_cm3
 
 BODY = ThoraxBody(lungs=False, spine=False)

@@ -2,16 +2,17 @@
 
 import math
 
+import naive_render  # noqa: E402
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
+from phantoms._scene import shape_occupancy
 from phantoms._ssp import BOX, GAUSSIAN, TRAPEZOID, ssp_cdf
 from phantoms.body import Rod, ThoraxBody, render_cross_section
 from phantoms.shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
-from phantoms._scene import shape_occupancy
-import naive_render  # noqa: E402
 
 
 # -- slice sensitivity profiles ------------------------------------------------------

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from phantoms.protocol import (PROTOCOLS, Protocol, get_protocol, noise_sd_from_mas)
+from phantoms.protocol import PROTOCOLS, Protocol, get_protocol, noise_sd_from_mas
 
 
 def test_defaults_follow_the_contract():

@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from naive_render import inside  # noqa: E402
 from scipy.spatial.transform import Rotation
 
 from phantoms.shapes import NUMERIC_VOLUME_RTOL, Blob, Cylinder, Ellipsoid, Sphere, Tube
-from naive_render import inside  # noqa: E402
 
 R1 = Rotation.from_euler("zyx", [20, 35, -50], degrees=True).as_matrix()
 

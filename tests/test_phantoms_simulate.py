@@ -4,9 +4,24 @@ import numpy as np
 import pytest
 
 import pvcalc
-from phantoms import (Blob, CardiacMotion, ConstantVelocity, Cylinder, Lesion, Phantom, Rod,
-                      Sphere, ThoraxBody, fraction_map, get_protocol, lesion_table, repeat,
-                      simulate, simulate_patches, simulate_repeat)
+from phantoms import (
+    Blob,
+    CardiacMotion,
+    ConstantVelocity,
+    Cylinder,
+    Lesion,
+    Phantom,
+    Rod,
+    Sphere,
+    ThoraxBody,
+    fraction_map,
+    get_protocol,
+    lesion_table,
+    repeat,
+    simulate,
+    simulate_patches,
+    simulate_repeat,
+)
 from phantoms.materials import hu_per_mg_cm3
 
 

@@ -9,9 +9,22 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 
-from phantoms import (CardiacMotion, ConstantVelocity, Cylinder, Lesion, Phantom, Sphere,
-                      ThoraxBody, fraction_map, get_protocol, lesion_table, simulate,
-                      simulate_patches, simulate_repeat, validate_truth)
+from phantoms import (
+    CardiacMotion,
+    ConstantVelocity,
+    Cylinder,
+    Lesion,
+    Phantom,
+    Sphere,
+    ThoraxBody,
+    fraction_map,
+    get_protocol,
+    lesion_table,
+    simulate,
+    simulate_patches,
+    simulate_repeat,
+    validate_truth,
+)
 from phantoms import strategies as pst
 from phantoms import truth as truth_module
 

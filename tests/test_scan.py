@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import xarray as xr
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pvcalc
 from pvcalc import make_scan, scan_origin_mm, scan_spacing_mm, validate_scan

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pvcalc
-from pvcalc import Calibration, PRESETS, ScoringPreset, risk_category
+from pvcalc import PRESETS, Calibration, ScoringPreset, risk_category
 
 
 def lesion_scan(hu=300.0, kvp=120.0):
@@ -69,7 +69,7 @@ def test_mass_without_calibration_is_an_explicit_error():
     assert "mass_mg" not in res.by_label.columns
     assert not res.total.has_mass
     with pytest.raises(ValueError, match="without a calibration"):
-        res.total.mass_mg
+        _ = res.total.mass_mg
     assert "mass_mg" not in res.to_dict()["total"]
     assert "no calibration" in repr(res)
 

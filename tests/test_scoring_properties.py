@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_scoring_strategies import make, volumes  # noqa: E402
 
 import pvcalc
 from pvcalc.scoring import PRESETS
-
-from test_scoring_strategies import make, volumes  # noqa: E402
 
 CAL = pvcalc.Calibration(0.8)
 #: presets whose scores do not depend on where the 3 mm slab grid starts

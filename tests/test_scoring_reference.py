@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from naive_scoring import naive_score  # noqa: E402
+from test_scoring_strategies import make, volumes  # noqa: E402
 
 import pvcalc
 from pvcalc.scoring import PRESETS, ScoringPreset
-
-from naive_scoring import naive_score  # noqa: E402
-from test_scoring_strategies import make, volumes  # noqa: E402
 
 NUMERIC = ["z_mm", "area_mm2", "peak_hu", "mean_hu", "agatston", "volume_mm3",
            "centroid_y_mm", "centroid_x_mm", "mass_mg", "volume_iso_mm3"]

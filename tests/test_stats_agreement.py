@@ -3,12 +3,18 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pvcalc.stats import (bland_altman, interscan_difference, interscan_summary,
-                          mesa_change_exceeds_limit, mesa_repeatability_limit,
-                          repeatability)
+from pvcalc.stats import (
+    bland_altman,
+    interscan_difference,
+    interscan_summary,
+    mesa_change_exceeds_limit,
+    mesa_repeatability_limit,
+    repeatability,
+)
 
 scores = arrays(np.float64, st.integers(2, 30), elements=st.floats(0, 1e4, width=32))
 

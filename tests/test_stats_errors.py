@@ -6,7 +6,6 @@ import pytest
 
 from pvcalc import stats
 
-
 LONG = pd.DataFrame({"lesion": [1, 1, 2, 2, 3, 3], "scan": ["a", "b"] * 3,
                      "v": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0]})
 

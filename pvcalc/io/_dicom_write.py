@@ -9,8 +9,13 @@ import os
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
-from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    PYDICOM_ROOT_UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 from pydicom.valuerep import format_number_as_ds
 
 from pvcalc.scan import scan_origin_mm, scan_spacing_mm

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import xarray as xr
 
-from pvcalc.scan import DIMS, scan_spacing_mm, validate_scan
 from pvcalc.io._errors import ScanFileError, check_exists
+from pvcalc.scan import DIMS, scan_spacing_mm, validate_scan
 
 #: Default names of the common coronary labelling scheme (left main, left
 #: anterior descending, left circumflex, right coronary artery).

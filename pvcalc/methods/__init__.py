@@ -52,7 +52,7 @@ for _module in (_clinical, _groen, _background_threshold, _integrated, _volume_f
     register(_module.SPEC)
 del _module
 
-from pvcalc.methods._quantify import quantify
+from pvcalc.methods._quantify import quantify  # noqa: E402  (after the registry is filled)
 
 __all__ = [
     "METHODS",

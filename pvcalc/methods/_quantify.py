@@ -97,7 +97,8 @@ def quantify(scan, lesions, *, methods="all", calibration=None, params=None, mas
     ...                      "centre_x_mm": [9.75], "radius_mm": [3.0]})
     >>> res = pvcalc.quantify(scan, rois, calibration=pvcalc.Calibration(0.5))
     >>> res[["method", "volume_mm3", "mass_mg"]].round(3).to_numpy().tolist()[:4]
-    [['clinical', 12.0, 2.64], ['adaptive_groen', 12.0, 2.4], ['adaptive_background', 12.0, 2.4], ['integrated', 12.0, 2.4]]
+    [['clinical', 12.0, 2.64], ['adaptive_groen', 12.0, 2.4],
+     ['adaptive_background', 12.0, 2.4], ['integrated', 12.0, 2.4]]
     """
     grid_scan, finite = _check_scan(scan)
     if calibration is not None and not isinstance(calibration, Calibration):

@@ -6,12 +6,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pvcalc.scan import DIMS, scan_spacing_mm, validate_scan
 from pvcalc.calibration import Calibration
+from pvcalc.scan import DIMS, scan_spacing_mm, validate_scan
 from pvcalc.scoring._label_kernels import (
-    _component_stats_parallel, _component_stats_serial, _count_runs_parallel, _count_runs_serial,
-    _fill_runs_parallel, _fill_runs_serial, _isotropic_counts, _labels_present, _link_slices,
-    _paint_components)
+    _component_stats_parallel,
+    _component_stats_serial,
+    _count_runs_parallel,
+    _count_runs_serial,
+    _fill_runs_parallel,
+    _fill_runs_serial,
+    _isotropic_counts,
+    _labels_present,
+    _link_slices,
+    _paint_components,
+)
 from pvcalc.scoring._presets import resolve_preset
 from pvcalc.scoring._result import ScoreResult, ScoreTotal
 from pvcalc.scoring._risk import RISK_SCHEMES, risk_category

@@ -26,8 +26,12 @@ from pvcalc.stats._icc import icc
 from pvcalc.stats._interscan import interscan_difference, interscan_summary, repeatability
 from pvcalc.stats._kappa import kappa, reclassification, transition_table, weighted_kappa
 from pvcalc.stats._mesa import mesa_change_exceeds_limit, mesa_repeatability_limit
-from pvcalc.stats._plots import (plot_bland_altman, plot_error_vs_size,
-                                 plot_interscan_difference, plot_transition_heatmap)
+from pvcalc.stats._plots import (
+                                 plot_bland_altman,
+                                 plot_error_vs_size,
+                                 plot_interscan_difference,
+                                 plot_transition_heatmap,
+)
 
 __all__ = [
     "accuracy", "bland_altman", "compare_methods", "compare_methods_mixed", "icc",

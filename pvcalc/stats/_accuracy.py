@@ -6,8 +6,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame,
-                                    _finite_values, _groups, _where)
+from pvcalc.stats._validate import (
+    _as_groupby,
+    _check_alpha,
+    _check_frame,
+    _finite_values,
+    _groups,
+    _where,
+)
 
 __all__ = ["accuracy"]
 

@@ -9,8 +9,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame,
-                                    _finite_values, _groups, _pairs, _where)
+from pvcalc.stats._validate import (
+    _as_groupby,
+    _check_alpha,
+    _check_frame,
+    _finite_values,
+    _groups,
+    _pairs,
+    _where,
+)
 
 __all__ = ["compare_methods", "compare_methods_mixed"]
 

@@ -8,9 +8,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame, _groups,
-                                    _matrix_to_long,
-                                    _pivot_wide, _where)
+from pvcalc.stats._validate import (
+    _as_groupby,
+    _check_alpha,
+    _check_frame,
+    _groups,
+    _matrix_to_long,
+    _pivot_wide,
+    _where,
+)
 
 __all__ = ["icc"]
 

@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from pvcalc.stats._validate import (_as_groupby, _check_alpha, _check_frame,
-                                    _matrix_to_long,
-                                    _finite_values, _groups, _pairs, _where)
+from pvcalc.stats._validate import (
+    _as_groupby,
+    _check_alpha,
+    _check_frame,
+    _finite_values,
+    _groups,
+    _matrix_to_long,
+    _pairs,
+    _where,
+)
 
 __all__ = ["interscan_difference", "interscan_summary", "repeatability"]
 
