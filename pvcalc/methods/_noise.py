@@ -74,9 +74,11 @@ def noise_inflation(region) -> float:
         if np.count_nonzero(pair) < MIN_BLOCKS:
             continue
         u, v = r[:-m][pair], r[m:][pair]
-        den = math.sqrt(float(np.dot(u, u)) * float(np.dot(v, v)))
+        # np.sum (pairwise, fixed order) rather than np.dot (BLAS): the bytes must not
+        # depend on the BLAS build or its thread count
+        den = math.sqrt(float(np.sum(u * u)) * float(np.sum(v * v)))
         if den > 0:
-            a_z += 2.0 * max(float(np.dot(u, v)) / den, 0.0)
+            a_z += 2.0 * max(float(np.sum(u * v)) / den, 0.0)
     return a_xy * a_z
 
 
