@@ -309,8 +309,6 @@ def _check_report(problems, table, repeats):
     for key, valid in (("statistics", REPORT_STATISTICS), ("figures", REPORT_FIGURES),
                        ("formats", REPORT_FORMATS)):
         default = [v for v in valid if not (single and v in _NEEDS_REPEATS)]
-        if key == "formats":
-            default = ["markdown"]
         values = table.get(key, default)
         if not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
             problems.add(f"report.{key}", f"expected an array of names from "
