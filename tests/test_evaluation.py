@@ -11,8 +11,13 @@ import pvcalc
 from phantoms.truth import lesion_table
 from pvcalc import stats
 from pvcalc.calibration import rod_calibration
-from pvcalc.evaluation import (QUANTITIES, beside_truth, evaluate_repeat, evaluate_repeats,
-                               score_lesions)
+from pvcalc.evaluation import (
+    QUANTITIES,
+    beside_truth,
+    evaluate_repeat,
+    evaluate_repeats,
+    score_lesions,
+)
 from pvcalc.rois import truth_roi_labels
 
 PROTOCOL = phantoms.get_protocol("calcium_scoring")

@@ -1,9 +1,10 @@
 """``em_partial_content`` against analytic truth, a slow reference and invariances.
 
-- The EM update against plain loops with the formulas written out (the
-  partial-volume density and the moments of the mixing fraction by numerical
-  quadrature), to 1e-10; the log-likelihood never decreases; data drawn from
-  the model give back its parameters.
+- The EM update (a numba kernel) against plain loops with the formulas written
+  out (the partial-volume density and the moments of the mixing fraction by
+  numerical quadrature), to 1e-10; the log-likelihood never decreases; the fit
+  (the SQUAREM loop, a second kernel) stops at a fixed point of that update;
+  data drawn from the model give back its parameters.
 - Noise-free, blur-free, voxel-aligned cubes: exact volume and mass.
 - Noise-free blurred spheres and cylinders of 3-5 mm (thin slices): mass
   within 2% and volume within 5% of 4/3 pi r^3 and pi r^2 L; a 3 mm sphere's
@@ -115,6 +116,24 @@ def test_the_log_likelihood_never_decreases(seed):
     fit = fit_mixture(x, s, float(x.max()))
     assert fit["converged"]
     assert fit["loglik"] >= lls[-1] - 1e-9 * abs(lls[0])
+
+
+def test_the_fit_stops_at_a_fixed_point_of_the_em_step():
+    # the SQUAREM loop runs in its own kernel: at its result one more EM step (the
+    # step checked against quadrature above) moves nothing by more than about tol,
+    # and the contents and log-likelihood it reports are those of the step
+    rng = np.random.default_rng(11)
+    for s, delta in ((20.0, 300.0), (30.0, 900.0)):
+        x = np.r_[rng.normal(0, s, 300), rng.uniform(0, 1, 150) * delta + rng.normal(0, s, 150),
+                  rng.normal(delta, s, 60)]
+        rng.shuffle(x)
+        fit = fit_mixture(x, s, float(x.max()), tol=1e-7)
+        assert fit["converged"]
+        w, d, contents, loglik = em_step(x, s, fit["delta"], fit["weights"])
+        assert np.max(np.abs(w - fit["weights"])) <= 2e-7
+        assert abs(d - fit["delta"]) <= 2e-7 * fit["delta"]
+        np.testing.assert_allclose(fit["contents"], contents, rtol=1e-12, atol=1e-15)
+        assert fit["loglik"] == pytest.approx(loglik, rel=1e-13)
 
 
 def test_data_drawn_from_the_model_give_back_its_parameters():

@@ -111,7 +111,8 @@ def _format_summary(summary: pd.DataFrame) -> str:
     for _, r in summary.iterrows():
         lines.append(
             f"{r['insert']:10s} {r['diameter_mm']:4.0f} {r['density_mg_cm3']:6.0f} | "
-            f"{r['true_volume_mm3']:8.2f} {mean_sd(r['volume_score_mm3_mean'], r['volume_score_mm3_sd'], 1):>15s} "
+            f"{r['true_volume_mm3']:8.2f} "
+            f"{mean_sd(r['volume_score_mm3_mean'], r['volume_score_mm3_sd'], 1):>15s} "
             f"{r['volume_ratio']:5.2f} | {r['true_mass_mg']:7.2f} "
             f"{mean_sd(r['mass_score_mg_mean'], r['mass_score_mg_sd'], 2):>13s} {r['mass_ratio']:5.2f} | "
             f"{mean_sd(r['agatston_mean'], r['agatston_sd'], 1):>13s} {r['detected_share']:5.0%} | "

@@ -12,142 +12,242 @@ uniform-mixing partial-volume model of Santago & Gage (IEEE TMI 1993) is
 A voxel's calcium content is its posterior expected calcium fraction,
 ``c = P(calcium | x) + P(PV | x) E[a | x, PV]``. :func:`em_step` is one EM
 iteration for the weights and ``Delta`` (``s`` fixed), :func:`fit_mixture` the
-SQUAREM-accelerated fit. Everything is vectorised over voxels with numpy and
-``scipy.special.ndtr``; the voxels are sorted once, so the result does not
-depend on their order.
+SQUAREM-accelerated fit. Both run numba kernels (``_em_map``: one pass over
+the voxels per EM step; ``_fit``: the whole SQUAREM loop with its
+convergence test), which take the voxels sorted, so the result does not
+depend on their order; ``tests/test_methods_em.py`` checks the EM step
+against loops with the partial-volume density and the moments of ``a`` by
+numerical quadrature.
 """
 
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
-from scipy import special
+
+from pvcalc._numba_config import JIT
 
 __all__ = ["em_step", "fit_mixture"]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 _INV_SQRT_2PI = 1.0 / _SQRT_2PI
+_SQRT1_2 = math.sqrt(0.5)
 #: Densities below this are treated as underflowed (voxels > ~37 SD from both
 #: pure classes); such voxels take the s -> 0 limit of their posterior.
 _TINY = 1e-290
+#: exp() arguments below this give subnormal results, taken as 0 (their terms are
+#: below 1e-290 x 2^-53 of any density that does not underflow).
+_EXP_FLOOR = -708.0
+_2_POW_M56 = 2.0 ** -56
 #: Growth (and shrink) factor of SQUAREM's largest step length (Varadhan & Roland
 #: 2008; the default ``mstep = 4`` of their SQUAREM package).
 _SQUAREM_STEP_FACTOR = 4.0
 
 
-def _posterior(x, s, delta, weights):
-    """Per-voxel E-step: r_b, r_c, r_p, r_p E[a], r_p E[a^2] and the densities f."""
-    w_b, w_c, w_p = weights
-    z_b = x / s
-    z_c = (x - delta) / s
-    phi_b = np.exp(-0.5 * z_b * z_b) / _SQRT_2PI
-    phi_c = np.exp(-0.5 * z_c * z_c) / _SQRT_2PI
-    zz = _phi_difference(x, z_b, z_c, delta)
-    p_b = w_b * phi_b / s
-    p_c = w_c * phi_c / s
-    p_p = w_p * zz / delta
-    f = p_b + p_c + p_p
-    d = phi_b - phi_c
-    ok = f > _TINY
-    inv = np.where(ok, 1.0 / np.where(ok, f, 1.0), 0.0)
-    r_b, r_c, r_p = p_b * inv, p_c * inv, p_p * inv
-    # r_p E[a] and r_p E[a^2] written without dividing by Z (truncated-normal moments)
-    pa = w_p * (x * zz + s * d) / delta ** 2 * inv
-    pa2 = w_p * (x * x * zz + 2.0 * x * s * d
-                 + s * s * (zz + z_c * phi_c - z_b * phi_b)) / delta ** 3 * inv
-    if not ok.all():
-        # s -> 0 limit of the posterior: pure background below mu_b, pure calcium
-        # above mu_c, partial volume with a = x / Delta in between
-        bad = ~ok
-        a = np.clip(x[bad] / delta, 0.0, 1.0)
-        below, above = x[bad] <= 0.0, x[bad] >= delta
-        inside = ~below & ~above
-        r_b[bad], r_c[bad], r_p[bad] = below, above, inside
-        pa[bad] = np.where(inside, a, 0.0)
-        pa2[bad] = np.where(inside, a * a, 0.0)
-    return r_b, r_c, r_p, pa, pa2, f
+# --------------------------------------------------------------------------- kernels
+@numba.njit(**JIT)
+def _tails(x, s):
+    """Per voxel, what no step changes: z_b = x / s, exp(-z_b^2 / 2), Phi(z_b), Phi(-z_b)."""
+    n = x.size
+    z_b, e_b, cdf_b, sf_b = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    for i in range(n):
+        z = x[i] / s
+        z_b[i] = z
+        e_b[i] = _exp_half_sq(z)
+        cdf_b[i] = 0.5 * math.erfc(-z * _SQRT1_2)
+        sf_b[i] = 0.5 * math.erfc(z * _SQRT1_2)
+    return z_b, e_b, cdf_b, sf_b
 
 
-def _phi_difference(x, z_b, z_c, delta):
-    """Z = Phi(z_b) - Phi(z_c), from the normal tails on each voxel's side (no cancellation)."""
-    upper = x > 0.5 * delta
-    return np.where(upper, special.ndtr(-z_c) - special.ndtr(-z_b),
-                    special.ndtr(z_b) - special.ndtr(z_c))
+@numba.njit(**JIT)
+def _exp_half_sq(z):
+    """exp(-z^2 / 2), flushed to 0 where it would be subnormal (slow, and negligible)."""
+    q = -0.5 * z * z
+    return math.exp(q) if q > _EXP_FLOOR else 0.0
 
 
-class _Mixture:
-    """The voxels of one fit, sorted, with everything that does not depend on Delta.
+@numba.njit(**JIT)
+def _voxel(x, z_b, e_b, cdf_b, sf_b, s, delta, kb, kc, kp, c1, c2):
+    """One voxel's E-step: r_b, r_c, r_p, r_p E[a], r_p E[a^2] and f.
 
-    :meth:`step` is the EM map. It gets every sum of the M-step from one
-    product of a (8, N) matrix of per-voxel terms with ``1 / f`` (no
-    per-voxel responsibility arrays); when a voxel's density underflows it
-    goes through :func:`_posterior` instead. ``e = exp(-z^2 / 2)`` below, so
-    that ``phi = e / sqrt(2 pi)``.
+    ``kb = w_b / (s sqrt(2 pi))``, ``kc`` likewise, ``kp = w_p / Delta``, ``c1 =
+    w_p / Delta^2``, ``c2 = w_p / Delta^3``. ``Z = Phi(z_b) - Phi(z_c)`` comes
+    from the normal tails on the voxel's side of Delta / 2 (no cancellation);
+    below Delta / 2, ``Phi(z_c)`` is skipped when the Mills-ratio bound
+    ``Phi(z_c) < phi(z_c) / |z_c|`` puts it under 2^-56 of ``Phi(z_b)`` (it
+    would not change Z). The moments are written without dividing by Z. A
+    voxel whose density f underflows takes the s -> 0 limit: background below
+    mu_b, calcium above mu_c, a = x / Delta in between.
     """
+    z_c = z_b - delta / s
+    e_c = _exp_half_sq(z_c)
+    if x > 0.5 * delta:
+        zz = 0.5 * math.erfc(z_c * _SQRT1_2) - sf_b
+    elif e_c * _INV_SQRT_2PI < -z_c * cdf_b * _2_POW_M56:
+        zz = cdf_b
+    else:
+        zz = cdf_b - 0.5 * math.erfc(-z_c * _SQRT1_2)
+    p_b = kb * e_b
+    p_c = kc * e_c
+    p_p = kp * zz
+    f = p_b + p_c + p_p
+    if f > _TINY:
+        inv = 1.0 / f
+        sd = s * _INV_SQRT_2PI * (e_b - e_c)              # s (phi_b - phi_c)
+        pa = c1 * (x * zz + sd) * inv
+        pa2 = c2 * (x * x * zz + 2.0 * x * sd
+                    + s * s * (zz + _INV_SQRT_2PI * (z_c * e_c - z_b * e_b))) * inv
+        return p_b * inv, p_c * inv, p_p * inv, pa, pa2, f
+    if x <= 0.0:
+        return 1.0, 0.0, 0.0, 0.0, 0.0, _TINY
+    if x >= delta:
+        return 0.0, 1.0, 0.0, 0.0, 0.0, _TINY
+    a = x / delta
+    return 0.0, 0.0, 1.0, a, a * a, _TINY
 
-    def __init__(self, x, s):
-        self.order = np.argsort(x, kind="stable")
-        self.x = x[self.order]
-        self.s = float(s)
-        self.n = self.x.size
-        z_b = self.x / self.s
-        self.z_b = z_b
-        self.cdf_b = special.ndtr(z_b)
-        self.sf_b = special.ndtr(-z_b)
-        self.x2 = self.x * self.x
-        # rows: e_b, e_c, Z, x e_b, z_b e_b, x e_c, x^2 Z, z_c e_c (0, 3, 4 fixed)
-        self.rows = np.empty((8, self.n))
-        np.exp(-0.5 * z_b * z_b, out=self.rows[0])
-        np.multiply(self.x, self.rows[0], out=self.rows[3])
-        np.multiply(z_b, self.rows[0], out=self.rows[4])
-        self.z_c = np.empty(self.n)
 
-    def step(self, delta, weights, loglik=False):
-        """(new weights, new Delta, log-likelihood at (Delta, weights) or None)."""
-        x, s, rows, z_c = self.x, self.s, self.rows, self.z_c
-        w_b, w_c, w_p = (float(v) for v in weights)
-        np.subtract(self.z_b, delta / s, out=z_c)
-        e_c, zz = rows[1], rows[2]
-        np.multiply(z_c, z_c, out=e_c)
-        np.multiply(e_c, -0.5, out=e_c)
-        np.exp(e_c, out=e_c)
-        # Z = Phi(z_b) - Phi(z_c) from the normal tails on each voxel's side
-        k = int(np.searchsorted(x, 0.5 * delta, side="right"))   # x[k:] > Delta / 2
-        np.subtract(self.cdf_b[:k], special.ndtr(z_c[:k]), out=zz[:k])
-        np.subtract(special.ndtr(np.negative(z_c[k:])), self.sf_b[k:], out=zz[k:])
-        kb, kc, kp = w_b * _INV_SQRT_2PI / s, w_c * _INV_SQRT_2PI / s, w_p / delta
-        f = np.dot((kb, kc, kp), rows[:3])
-        if not f.min() > _TINY:
-            return self._step_slow(delta, weights, loglik)
-        np.multiply(x, e_c, out=rows[5])
-        np.multiply(self.x2, zz, out=rows[6])
-        np.multiply(z_c, e_c, out=rows[7])
-        h, d, e, c, g_b, a, b, g_c = rows @ (1.0 / f)
-        sc = s * _INV_SQRT_2PI
-        num = kc * a + (w_p / delta ** 2) * (b + sc * (c - a))
-        den = kc * d + (w_p / delta ** 3) * (b + 2.0 * sc * (c - a) + s * s * e
-                                             + s * sc * (g_c - g_b))
-        n = self.n
-        new_w = (float(kb * h) / n, float(kc * d) / n, float(kp * e) / n)
-        new_delta = float(num / den) if den > 0 else float("nan")
-        return new_w, new_delta, (float(np.log(f).sum()) if loglik else None)
+@numba.njit(**JIT)
+def _em_map(x, z_b, e_b, cdf_b, sf_b, s, delta, w_b, w_c, w_p, want_loglik):
+    """The EM map: (new w_b, w_c, w_p, new Delta, log-likelihood at the parameters given).
 
-    def _step_slow(self, delta, weights, loglik):
-        r_b, r_c, r_p, pa, pa2, f = _posterior(self.x, self.s, delta, weights)
-        new_w = tuple(float(r.sum()) / self.n for r in (r_b, r_c, r_p))
-        den = float(np.sum(r_c + pa2))
-        new_delta = float(np.dot(r_c + pa, self.x)) / den if den > 0 else float("nan")
-        ll = float(np.sum(np.log(np.maximum(f, _TINY)))) if loglik else None
-        return new_w, new_delta, ll
+    The new Delta is NaN when its denominator is not positive; the
+    log-likelihood is 0 unless ``want_loglik`` (densities floored at _TINY).
+    """
+    kb, kc = w_b * _INV_SQRT_2PI / s, w_c * _INV_SQRT_2PI / s
+    kp, c1, c2 = w_p / delta, w_p / (delta * delta), w_p / (delta * delta * delta)
+    h = d = e = num = den = ll = 0.0
+    for i in range(x.size):
+        r_b, r_c, r_p, pa, pa2, f = _voxel(x[i], z_b[i], e_b[i], cdf_b[i], sf_b[i], s, delta,
+                                           kb, kc, kp, c1, c2)
+        h += r_b
+        d += r_c
+        e += r_p
+        num += (r_c + pa) * x[i]
+        den += r_c + pa2
+        if want_loglik:
+            ll += math.log(f)
+    n = x.size
+    new_delta = num / den if den > 0.0 else np.nan
+    return h / n, d / n, e / n, new_delta, ll
 
-    def contents(self, delta, weights):
-        """Contents r_c + r_p E[a] and P(calcium), in the caller's voxel order."""
-        _, r_c, _, pa, _, _ = _posterior(self.x, self.s, delta, weights)
-        out = np.empty((2, self.n))
-        out[0, self.order] = np.clip(r_c + pa, 0.0, 1.0)
-        out[1, self.order] = r_c
-        return out[0], out[1]
+
+@numba.njit(**JIT)
+def _small_step(t0, t1, tol):
+    """Every weight moved by <= tol and Delta by <= tol x Delta."""
+    big = max(abs(t1[0] - t0[0]), abs(t1[1] - t0[1]), abs(t1[2] - t0[2]))
+    return big <= tol and abs(t1[3] - t0[3]) <= tol * t0[3]
+
+
+@numba.njit(**JIT)
+def _fit(x, s, scale, max_iter, tol):
+    """SQUAREM-accelerated EM on sorted ``x`` (see :func:`fit_mixture`).
+
+    Returns ``(theta, n_iter, converged, valid)``: theta = (w_b, w_c, w_p,
+    Delta / scale); valid False when Delta left (0, inf) or theta is not finite.
+    """
+    z_b, e_b, cdf_b, sf_b = _tails(x, s)
+    theta = np.full(4, 1.0 / 3.0)
+    theta[3] = 1.0
+    theta1, theta2 = np.empty(4), np.empty(4)
+    r, v, t = np.empty(4), np.empty(4), np.empty(4)
+    n_iter = 0
+    step_max = 1.0
+    converged = False
+    valid = True
+    while n_iter < max_iter:
+        # theta1 = F(theta)
+        n_iter += 1
+        w0, w1, w2, dl, ll0 = _em_map(x, z_b, e_b, cdf_b, sf_b, s, theta[3] * scale,
+                                      theta[0], theta[1], theta[2], True)
+        if not dl > 0.0:
+            valid = False
+            break
+        theta1[0], theta1[1], theta1[2], theta1[3] = w0, w1, w2, dl / scale
+        if _small_step(theta, theta1, tol):
+            theta[:] = theta1
+            converged = True
+            break
+        if n_iter >= max_iter:
+            theta[:] = theta1
+            break
+        # theta2 = F(theta1)
+        n_iter += 1
+        w0, w1, w2, dl, _ = _em_map(x, z_b, e_b, cdf_b, sf_b, s, theta1[3] * scale,
+                                    theta1[0], theta1[1], theta1[2], False)
+        if not dl > 0.0:
+            valid = False
+            break
+        theta2[0], theta2[1], theta2[2], theta2[3] = w0, w1, w2, dl / scale
+        nr = nv = 0.0
+        for k in range(4):
+            r[k] = theta1[k] - theta[k]
+            v[k] = theta2[k] - 2.0 * theta1[k] + theta[k]
+            nr += r[k] * r[k]
+            nv += v[k] * v[k]
+        nv = math.sqrt(nv)
+        if nv == 0.0 or n_iter >= max_iter:
+            theta[:] = theta2
+            continue
+        alpha = min(max(math.sqrt(nr) / nv, 1.0), step_max)
+        if alpha == step_max:
+            step_max *= _SQUAREM_STEP_FACTOR
+        if alpha == 1.0:
+            theta[:] = theta2
+            continue
+        for k in range(4):
+            t[k] = theta[k] + 2.0 * alpha * r[k] + alpha * alpha * v[k]
+        if min(t[0], t[1], t[2]) >= 0.0 and t[3] > 0.0:
+            total = t[0] + t[1] + t[2]
+            for k in range(3):
+                t[k] = t[k] / total
+            # theta3 = F(t), kept when the log-likelihood did not decrease
+            n_iter += 1
+            w0, w1, w2, dl, llt = _em_map(x, z_b, e_b, cdf_b, sf_b, s, t[3] * scale,
+                                          t[0], t[1], t[2], True)
+            if dl > 0.0 and llt >= ll0:
+                theta[0], theta[1], theta[2], theta[3] = w0, w1, w2, dl / scale
+                if _small_step(t, theta, tol):
+                    converged = True
+                    break
+                continue
+        theta[:] = theta2
+        step_max = max(1.0, step_max / _SQUAREM_STEP_FACTOR)
+    for k in range(4):
+        if not math.isfinite(theta[k]):
+            valid = False
+    return theta, n_iter, converged, valid
+
+
+@numba.njit(**JIT)
+def _contents(x, s, delta, w_b, w_c, w_p):
+    """Per voxel: the content clip(r_c + r_p E[a], 0, 1) and P(calcium) = r_c."""
+    z_b, e_b, cdf_b, sf_b = _tails(x, s)
+    kb, kc = w_b * _INV_SQRT_2PI / s, w_c * _INV_SQRT_2PI / s
+    kp, c1, c2 = w_p / delta, w_p / (delta * delta), w_p / (delta * delta * delta)
+    n = x.size
+    content, p_calcium = np.empty(n), np.empty(n)
+    for i in range(n):
+        _, r_c, _, pa, _, _ = _voxel(x[i], z_b[i], e_b[i], cdf_b[i], sf_b[i], s, delta,
+                                     kb, kc, kp, c1, c2)
+        content[i] = min(max(r_c + pa, 0.0), 1.0)
+        p_calcium[i] = r_c
+    return content, p_calcium
+
+
+# --------------------------------------------------------------------------- wrappers
+def _sorted(x):
+    """float64 contiguous copy of ``x`` sorted, and the sorting permutation."""
+    x = np.ascontiguousarray(x, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="stable")
+    return np.ascontiguousarray(x[order]), order
+
+
+def _unsort(values, order):
+    out = np.empty_like(values)
+    out[order] = values
+    return out
 
 
 def em_step(x, s, delta, weights):
@@ -199,9 +299,12 @@ def em_step(x, s, delta, weights):
     >>> np.round(c, 3).tolist(), round(d, 3)
     ([0.0, 0.5, 1.0], 400.0)
     """
-    mix = _Mixture(np.asarray(x, dtype=np.float64), s)
-    new_w, new_delta, loglik = mix.step(float(delta), weights, loglik=True)
-    return np.array(new_w), new_delta, mix.contents(float(delta), weights)[0], loglik
+    xs, order = _sorted(x)
+    s, delta = float(s), float(delta)
+    w_b, w_c, w_p = (float(v) for v in weights)
+    *new_w, new_delta, loglik = _em_map(xs, *_tails(xs, s), s, delta, w_b, w_c, w_p, True)
+    contents, _ = _contents(xs, s, delta, w_b, w_c, w_p)
+    return np.array(new_w), float(new_delta), _unsort(contents, order), float(loglik)
 
 
 def fit_mixture(x, s, delta0, *, max_iter=500, tol=1e-6):
@@ -255,71 +358,20 @@ def fit_mixture(x, s, delta0, *, max_iter=500, tol=1e-6):
     >>> round(fit["delta"], 6), fit["converged"], round(float(fit["contents"].sum()), 3)
     (400.0, True, 20.0)
     """
-    mix = _Mixture(np.asarray(x, dtype=np.float64), s)
-    scale = float(delta0)
-    theta = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0, 1.0)   # weights, Delta / delta0
-    converged = False
-    n_iter = 0
-    step_max = 1.0
-
-    def em(th, loglik=False):
-        nonlocal n_iter
-        n_iter += 1
-        w, d, ll = mix.step(th[3] * scale, th[:3], loglik)
-        return (w + (d / scale,)) if d > 0 else None, ll   # None: Delta left (0, inf)
-
-    while n_iter < max_iter:
-        theta1, ll0 = em(theta, True)
-        if theta1 is None:
-            theta = None
-            break
-        if _small_step(theta, theta1, tol):
-            theta, converged = theta1, True
-            break
-        if n_iter >= max_iter:
-            theta = theta1
-            break
-        theta2, _ = em(theta1)
-        if theta2 is None:
-            theta = None
-            break
-        r = [b - a for a, b in zip(theta, theta1)]
-        v = [c - 2.0 * b + a for a, b, c in zip(theta, theta1, theta2)]
-        theta0, theta = theta, theta2              # the plain EM result, if nothing better
-        nv = math.sqrt(sum(u * u for u in v))
-        if nv == 0 or n_iter >= max_iter:
-            continue
-        alpha = min(max(math.sqrt(sum(u * u for u in r)) / nv, 1.0), step_max)
-        if alpha == step_max:
-            step_max *= _SQUAREM_STEP_FACTOR
-        if alpha == 1.0:
-            continue
-        t = [a + 2.0 * alpha * u + alpha * alpha * w for a, u, w in zip(theta0, r, v)]
-        if min(t[:3]) >= 0 and t[3] > 0:
-            total = t[0] + t[1] + t[2]
-            t = (t[0] / total, t[1] / total, t[2] / total, t[3])
-            theta3, llt = em(t, True)
-            if theta3 is not None and llt >= ll0:
-                theta = theta3
-                if _small_step(t, theta3, tol):
-                    converged = True
-                    break
-                continue
-        step_max = max(1.0, step_max / _SQUAREM_STEP_FACTOR)
-    if theta is None or not all(math.isfinite(v) for v in theta):
-        nan = np.full(mix.n, np.nan)
+    xs, order = _sorted(x)
+    s, scale = float(s), float(delta0)
+    theta, n_iter, converged, valid = _fit(xs, s, scale, int(max_iter), float(tol))
+    n_iter = int(n_iter)
+    if not valid:
+        nan = np.full(xs.size, np.nan)
         return {"delta": float("nan"), "weights": np.full(3, np.nan), "contents": nan,
                 "p_calcium": nan, "n_pure": float("nan"), "loglik": float("nan"),
                 "n_iter": n_iter, "converged": False}
-    delta, weights = theta[3] * scale, theta[:3]
-    contents, p_calcium = mix.contents(delta, weights)
-    _, _, loglik = mix.step(delta, weights, loglik=True)
-    return {"delta": delta, "weights": np.array(weights), "contents": contents,
-            "p_calcium": p_calcium, "n_pure": float(p_calcium.sum()), "loglik": loglik,
-            "n_iter": n_iter, "converged": converged}
-
-
-def _small_step(theta0, theta1, tol):
-    """Every weight moved by <= tol and Delta by <= tol x Delta."""
-    return (max(abs(b - a) for a, b in zip(theta0[:3], theta1[:3])) <= tol
-            and abs(theta1[3] - theta0[3]) <= tol * theta0[3])
+    delta = float(theta[3]) * scale
+    w_b, w_c, w_p = (float(v) for v in theta[:3])
+    contents, p_calcium = _contents(xs, s, delta, w_b, w_c, w_p)
+    loglik = float(_em_map(xs, *_tails(xs, s), s, delta, w_b, w_c, w_p, True)[4])
+    return {"delta": delta, "weights": np.array([w_b, w_c, w_p]),
+            "contents": _unsort(contents, order), "p_calcium": _unsort(p_calcium, order),
+            "n_pure": float(p_calcium.sum()), "loglik": loglik,
+            "n_iter": n_iter, "converged": bool(converged)}

@@ -65,7 +65,8 @@ class SpecError(ValueError):
     ...     print(*err.problems, sep="\\n")
     methods: missing; the spec needs a [methods] table
     phantoms: missing; add at least one [[phantoms]] table, e.g. name = "cci"
-    grid.protocol: expected a protocol preset (calcium_scoring, low_dose_chest, thin_slice_cscT), got a string 'calcium_scorin'; did you mean 'calcium_scoring'?
+    grid.protocol: expected a protocol preset (calcium_scoring, low_dose_chest, thin_slice_cscT),
+    got a string 'calcium_scorin'; did you mean 'calcium_scoring'?
     """
 
     def __init__(self, problems, origin=""):

@@ -268,7 +268,8 @@ def expand(spec) -> list:
     ... [methods.clinical]
     ... ''')
     >>> [t.key.rsplit("|", 1)[0] for t in expand(spec)]
-    ['cci|calcium_scoring|r001', 'cci|calcium_scoring|r002', 'cci|low_dose_chest|r001', 'cci|low_dose_chest|r002']
+    ['cci|calcium_scoring|r001', 'cci|calcium_scoring|r002',
+     'cci|low_dose_chest|r001', 'cci|low_dose_chest|r002']
     """
     tasks = []
     for c in conditions(spec):
