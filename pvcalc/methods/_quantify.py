@@ -15,6 +15,7 @@ from pvcalc.methods._regions import RegionParams, ScanContext, build_regions
 from pvcalc.rois import candidate_labels, spherical_roi_labels
 from pvcalc.scan import scan_spacing_mm, validate_scan
 from pvcalc.scoring._agatston import _validate_labels
+from pvcalc.scoring._label_kernels import _labels_present
 
 __all__ = ["quantify"]
 
@@ -270,8 +271,8 @@ def _present(labels):
     top = int(labels.max()) if labels.size else 0
     if top <= 0:
         return []
-    if top < (1 << 20):
-        return (np.flatnonzero(np.bincount(labels.ravel())[1:]) + 1).tolist()
+    if top < (1 << 20):   # a table of seen values (np.bincount would cast to int64 first)
+        return (np.flatnonzero(_labels_present(labels, top)[1:]) + 1).tolist()
     return [int(v) for v in np.unique(labels) if v > 0]
 
 

@@ -304,16 +304,31 @@ class LesionRegion:
         such component lies inside the core's threshold set, so the result is
         ``roi & core & (hu >= threshold_hu)``.
         """
-        above = self.hu >= threshold_hu if inclusive else self.hu > threshold_hu
-        cand = self.roi & above
-        if not self.core.any() or not cand.any():
-            return np.zeros_like(self.roi)
+        box = self.roi_box   # the ROI's bounding box holds every candidate
+        hu, core = self.hu[box], self.core[box]
+        cand = self.roi[box] & (hu >= threshold_hu if inclusive else hu > threshold_hu)
+        out = np.zeros_like(self.roi)
+        if not core.any() or not cand.any():
+            return out
         if threshold_hu >= self.threshold_hu:
-            return cand & self.core
-        comp, _ = ndimage.label(cand, structure=self.structure)
-        keep = np.unique(comp[self.core & cand])
-        keep = keep[keep > 0]
-        return np.isin(comp, keep)
+            out[box] = cand & core
+            return out
+        comp, n = ndimage.label(cand, structure=self.structure)
+        keep = np.zeros(n + 1, dtype=bool)
+        keep[comp[core & cand]] = True
+        keep[0] = False
+        out[box] = keep[comp]
+        return out
+
+    @functools.cached_property
+    def roi_box(self) -> tuple:
+        """Bounding box (z, y, x slices) of the ROI on the crop (empty slices for an empty ROI)."""
+        box = []
+        for axis in range(self.roi.ndim):
+            other = tuple(a for a in range(self.roi.ndim) if a != axis)
+            idx = np.flatnonzero(self.roi.any(axis=other))
+            box.append(slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0))
+        return tuple(box)
 
     @functools.cached_property
     def noise_inflation(self) -> float:
@@ -438,6 +453,9 @@ def build_regions(context, lesion_labels, params, *, overlaps=None, outside=None
             n_background=nb, threshold_hu=params.threshold_hu,
             connectivity=params.connectivity, touches_border=touches, reason=reason or "",
             context=context, **attrs))
+        # the ROI's box on the crop is known here; fill the cache of LesionRegion.roi_box
+        out[-1].__dict__["roi_box"] = tuple(slice(b.start - c.start, b.stop - c.start)
+                                            for b, c in zip(box, crop))
     return out
 
 
