@@ -10,6 +10,8 @@ one place that puts the two side by side:
 - :func:`evaluate_repeat` / :func:`evaluate_repeats`: simulate repeated scans
   of a phantom one at a time, calibrate and score each (the wide table of
   every scan, with a ``repeat`` column);
+- :func:`quantify_repeats`: the same scans measured by every partial-volume
+  method (:func:`pvcalc.quantify`), one row per scan, lesion and method;
 - :func:`beside_truth`: any wide per-lesion result table beside the truth in
   long form, ``lesion | method | quantity | estimate | truth``, the input of
   :mod:`pvcalc.stats`.
@@ -27,7 +29,7 @@ from pvcalc.rois import truth_roi_labels
 from pvcalc.scoring import score
 
 __all__ = ["DESCRIPTORS", "QUANTITIES", "TRUTH_COLUMNS", "beside_truth", "evaluate_repeat",
-           "evaluate_repeats", "score_lesions"]
+           "evaluate_repeats", "quantify_repeats", "score_lesions"]
 
 #: Truth variables copied into the per-lesion table.
 TRUTH_COLUMNS = ("volume_mm3", "mass_mg", "density_mg_cm3", "shape", "radius_mm", "length_mm",
@@ -217,11 +219,7 @@ def evaluate_repeats(phantom, protocol, *, seed, n_repeats, preset="standard",
     >>> per_scan.groupby("repeat")["lesion"].count().tolist()
     [9, 9]
     """
-    if isinstance(n_repeats, (bool, np.bool_)) or not isinstance(n_repeats, (int, np.integer)):
-        raise TypeError(f"n_repeats must be a positive integer, got {type(n_repeats).__name__} "
-                        f"{n_repeats!r}; pass e.g. n_repeats=3")
-    if n_repeats < 1:
-        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
+    _check_n_repeats(n_repeats)
     tables = [evaluate_repeat(phantom, protocol, seed=seed, index=index, preset=preset,
                               calibration=calibration, margin_mm=margin_mm,
                               reposition=reposition, noise=noise,
@@ -230,6 +228,80 @@ def evaluate_repeats(phantom, protocol, *, seed, n_repeats, preset="standard",
     out = pd.concat(tables, ignore_index=True)
     out.attrs = {key: float(sum(t.attrs[key] for t in tables))
                  for key in ("simulation_s", "scoring_s")}
+    return out
+
+
+def _check_n_repeats(n_repeats):
+    if isinstance(n_repeats, (bool, np.bool_)) or not isinstance(n_repeats, (int, np.integer)):
+        raise TypeError(f"n_repeats must be a positive integer, got {type(n_repeats).__name__} "
+                        f"{n_repeats!r}; pass e.g. n_repeats=3")
+    if n_repeats < 1:
+        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
+
+
+def quantify_repeats(phantom, protocol, *, seed, n_repeats, methods="all", calibration="rods",
+                     margin_mm=2.0, reposition=True, noise=True, simulate_options=None,
+                     params=None, region_params=None) -> pd.DataFrame:
+    """Repeated scans of a phantom, each calibrated and measured by every method.
+
+    The scans of :func:`evaluate_repeats` (those of :func:`phantoms.repeat`
+    with the same ``seed``, one in memory at a time), each calibrated the same
+    way and passed to :func:`pvcalc.quantify` with one ROI per true lesion
+    (:func:`pvcalc.rois.truth_roi_labels`, the ROIs of :func:`score_lesions`).
+
+    Parameters
+    ----------
+    phantom, protocol, seed, calibration, margin_mm, reposition, noise, simulate_options
+        As :func:`evaluate_repeat`.
+    n_repeats : int
+        Number of repeated scans (>= 1).
+    methods, params, region_params
+        As :func:`pvcalc.quantify` (default: every method).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (scan, true lesion, method): ``lesion``, its
+        ``true_volume_mm3`` and ``true_mass_mg``, the other columns of
+        :func:`pvcalc.quantify`, ``c_ha`` (mg HA cm^-3 HU^-1) and ``repeat``
+        (1 .. ``n_repeats``). ``attrs`` holds the total ``simulation_s`` and
+        ``quantify_s`` (calibrating plus quantifying). :func:`beside_truth`
+        takes it as it is.
+
+    Examples
+    --------
+    >>> import phantoms
+    >>> from pvcalc.evaluation import quantify_repeats
+    >>> table = quantify_repeats(phantoms.cci_phantom(), phantoms.get_protocol("calcium_scoring"),
+    ...                          seed=0, n_repeats=2, methods=["clinical", "integrated"])
+    >>> table.groupby(["repeat", "method"], sort=False)["lesion"].count().tolist()
+    [9, 9, 9, 9]
+    """
+    import phantoms
+    from phantoms.truth import lesion_table
+    from pvcalc.methods import quantify
+
+    _check_n_repeats(n_repeats)
+    calibrate = _calibrator(calibration)
+    options = _check_simulate_options(simulate_options)
+    tables, seconds = [], {"simulation_s": 0.0, "quantify_s": 0.0}
+    for index in range(int(n_repeats)):
+        t0 = time.perf_counter()
+        scan, truth = phantoms.simulate_repeat(phantom, protocol, seed=seed, index=index,
+                                               reposition=reposition, noise=noise, **options)
+        t1 = time.perf_counter()
+        cal = calibrate(scan, phantom)
+        table = quantify(scan, truth_roi_labels(scan, truth, margin_mm=margin_mm),
+                         methods=methods, calibration=cal, params=params,
+                         region_params=region_params)
+        true = lesion_table(truth).set_index("lesion")
+        table.insert(1, "true_volume_mm3", true["volume_mm3"].reindex(table["lesion"]).to_numpy())
+        table.insert(2, "true_mass_mg", true["mass_mg"].reindex(table["lesion"]).to_numpy())
+        tables.append(table.assign(c_ha=cal.c_ha_mg_cm3_per_hu, repeat=index + 1))
+        seconds["simulation_s"] += t1 - t0
+        seconds["quantify_s"] += time.perf_counter() - t1
+    out = pd.concat(tables, ignore_index=True)
+    out.attrs = seconds
     return out
 
 

@@ -140,6 +140,56 @@ def test_demo_reports_truth_beside_clinical_scores(tmp_path, capsys):
     assert large["detected_share"] == 1.0
     assert "relative interscan difference" in out
     _check_report(tmp_path, summary)
+    _check_methods_table(out, tmp_path, summary)
+
+
+def _check_methods_table(out, folder, summary):
+    """The every-method table (printed and in report.md) beside per_scan_methods.csv."""
+    import pandas as pd
+
+    from pvcalc.methods import METHODS
+
+    with_mass = [name for name, spec in METHODS.items() if "mass_mg" in spec.defines]
+    lines = out[out.index("Mass by every method"):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("insert "))
+    assert max(len(line) for line in lines[start - 1:start + 14]) <= 100
+    printed = {}
+    for line in lines[start + 2:]:
+        if line.startswith("-"):
+            continue
+        if not line.strip() or line.startswith("not in the table"):
+            break
+        name, *cells = line.rsplit(None, len(with_mass) + (0 if line.startswith("error") else 1))
+        printed[name.strip()] = cells
+    assert list(printed)[:9] == summary["insert"].tolist()
+    assert list(printed)[9:] == ["total", "error %"]
+    per_method = pd.read_csv(folder / "per_scan_methods.csv")
+    assert list(per_method["method"].unique()) == list(METHODS)
+    means = per_method.groupby(["insert", "method"])["mass_mg"].mean()
+    for _, row in summary.iterrows():
+        true, *masses = [float(c) for c in printed[row["insert"]]]
+        assert true == pytest.approx(row["true_mass_mg"], abs=0.005 + 1e-9)
+        # the clinical column is the clinical mass score of the table above
+        assert masses[0] == pytest.approx(row["mass_score_mg_mean"], abs=0.005 + 1e-9)
+        for method, value in zip(with_mass, masses):
+            assert value == pytest.approx(means[row["insert"], method], abs=0.005 + 1e-9)
+    # pvcalc.quantify's clinical rows are pvcalc.score's mass scores, scan by scan
+    per_scan = pd.read_csv(folder / "per_scan.csv")
+    clinical = per_method[per_method["method"] == "clinical"]
+    np.testing.assert_allclose(clinical["mass_mg"], per_scan["mass_score_mg"], rtol=1e-12)
+    total = [float(c) for c in printed["total"]]
+    assert total[0] == pytest.approx(summary["true_mass_mg"].sum(), abs=0.005 + 1e-9)
+    # report.md: the same table
+    text = (folder / "report.md").read_text()
+    header, rows = _report_rows(text, "## Every method")
+    assert [c.strip() for c in header.strip("|").split("|")] == ["insert", "true mass (mg)",
+                                                               *with_mass]
+    _, clinical_rows = _report_rows(text, "## Per insert")
+    mass_score = {r[0]: float(r[7].split()[0]) for r in clinical_rows}
+    for r in rows[:9]:
+        assert float(r[2]) == mass_score[r[0]]
+        assert [float(c) for c in r[1:]] == pytest.approx([float(c) for c in printed[r[0]]],
+                                                          abs=1e-9)
 
 
 def _report_rows(text, section):
@@ -210,7 +260,7 @@ def _modules_imported(*args):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["simulate", "--help"], ["demo", "--help"],
-                                  ["score", "--help"], ["--version"]])
+                                  ["score", "--help"], ["quantify", "--help"], ["--version"]])
 def test_help_does_not_import_the_numerical_stack(args):
     names, out = _modules_imported(*args)
     assert "argparse" in names  # the check sees imports at all
@@ -249,7 +299,8 @@ def test_every_option_of_every_command_states_its_default(capsys):
 
     parser = _build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"demo", "score", "presets", "simulate", "study"}
+    assert set(commands.choices) == {"demo", "score", "quantify", "presets", "simulate",
+                                     "study"}
     for name, sub in commands.choices.items():
         text = " ".join(sub.format_help().split())
         for action in sub._actions:

@@ -16,6 +16,7 @@ from pvcalc.evaluation import (
     beside_truth,
     evaluate_repeat,
     evaluate_repeats,
+    quantify_repeats,
     score_lesions,
 )
 from pvcalc.rois import truth_roi_labels
@@ -143,6 +144,39 @@ def test_a_quantify_result_goes_beside_the_truth(phantom):
         assert value == pytest.approx(_cylinder_volume_mm3(INSERTS[name][0]), rel=1e-12)
     # the method's own columns come along (reason says why a value is missing)
     assert {"threshold_hu", "reason", "density_mg_cm3"} <= set(long.columns)
+
+
+def test_quantify_repeats_equals_the_hand_written_loop(phantom, per_scan):
+    results = quantify_repeats(phantom, PROTOCOL, seed=SEED, n_repeats=2)
+    tables = []
+    for index, (scan, truth) in enumerate(phantoms.repeat(phantom, PROTOCOL, seed=SEED,
+                                                          n_repeats=2)):
+        cal = rod_calibration(scan, phantom)
+        table = pvcalc.quantify(scan, truth_roi_labels(scan, truth), calibration=cal)
+        tables.append(table.assign(c_ha=cal.c_ha_mg_cm3_per_hu, repeat=index + 1))
+    expected = pd.concat(tables, ignore_index=True)
+    pd.testing.assert_frame_equal(results.drop(columns=["true_volume_mm3", "true_mass_mg"]),
+                                  expected)
+    assert results.attrs["simulation_s"] > 0 and results.attrs["quantify_s"] > 0
+    assert list(results["method"].unique()) == list(pvcalc.methods.METHODS)
+    # the truth beside each row: the inserts' analytic volumes and masses
+    for name, volume, mass in results[["lesion", "true_volume_mm3", "true_mass_mg"]].itertuples(
+            index=False):
+        diameter, density = INSERTS[name]
+        assert volume == pytest.approx(_cylinder_volume_mm3(diameter), rel=1e-12)
+        assert mass == pytest.approx(density * _cylinder_volume_mm3(diameter) / 1000, rel=1e-12)
+    # the clinical rows are the scores of evaluate_repeats (pvcalc.score on the same ROIs)
+    clinical = results[results["method"] == "clinical"].reset_index(drop=True)
+    for ours, theirs in (("volume_mm3", "volume_score_mm3"), ("mass_mg", "mass_score_mg"),
+                         ("agatston", "agatston"), ("repeat", "repeat"), ("lesion", "lesion")):
+        np.testing.assert_array_equal(clinical[ours], per_scan[theirs])
+    # beside_truth takes the table as it is (its own truth columns)
+    long = beside_truth(results)
+    assert len(long) == 3 * len(results)
+    np.testing.assert_array_equal(long.loc[long["quantity"] == "mass_mg", "truth"],
+                                  results["true_mass_mg"])
+    with pytest.raises(ValueError, match="n_repeats must be >= 1, got 0"):
+        quantify_repeats(phantom, PROTOCOL, seed=0, n_repeats=0)
 
 
 def test_the_long_table_feeds_the_statistics_without_reshaping(per_scan):

@@ -5,6 +5,8 @@ Subcommands:
 - ``pvcalc demo``: simulate the calcification-insert phantom a few times and
   score it clinically, true values beside measured ones (the README's main job).
 - ``pvcalc score PATH``: clinical calcium scores of a DICOM series or NIfTI file.
+- ``pvcalc quantify PATH``: every partial-volume method on every lesion (ROI table,
+  label image or candidates) of a scan.
 - ``pvcalc presets``: the scoring conventions.
 - ``pvcalc simulate NAME --out DIR``: write simulated scans and their truth.
 - ``pvcalc study check SPEC`` / ``pvcalc study run SPEC --out DIR``: benchmark
@@ -56,8 +58,13 @@ PHANTOM_SUMMARIES = {
 #: First-run compile time of each command's kernels, shown in the first-run notice:
 #: measured with a fresh cache on 2 cores, from nearly idle to a load of 6
 #: (docs/quickstart.md).
-_COMPILE_SECONDS = {"demo": "25-75 s", "simulate": "20-60 s", "score": "5-20 s",
-                    "presets": "5-20 s", "study": "20-60 s"}
+_COMPILE_SECONDS = {"demo": "30-90 s", "simulate": "20-60 s", "score": "5-20 s",
+                    "presets": "5-20 s", "study": "20-60 s", "quantify": "15-50 s"}
+
+#: The methods of :data:`pvcalc.methods.METHODS`, in order, for ``pvcalc quantify --help``
+#: (a static copy, like PROTOCOL_SUMMARIES; tests/test_cli_quantify.py checks it).
+METHOD_NAMES = ("clinical", "adaptive_groen", "adaptive_background", "integrated",
+                "volume_fraction", "swcs", "em_partial_content", "mesh")
 
 
 def main(argv=None) -> int:
@@ -139,7 +146,8 @@ def _build_parser() -> argparse.ArgumentParser:
                 description="Simulate the replica of the QRM cardiac calcification insert a few "
                             "times and score every scan clinically: the true volume and mass of "
                             "each insert beside the clinical scores, and what real scanners "
-                            "measured on the physical phantom.", epilog=protocols)
+                            "measured on the physical phantom; then the mass of each insert by "
+                            "every partial-volume method (pvcalc.quantify).", epilog=protocols)
     p.add_argument("--repeats", type=_positive_int, default=3, metavar="N",
                    help="number of repeated scans (new noise, repositioning and cardiac phase)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -169,6 +177,47 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="output format")
     p.add_argument("--lesions", action="store_true",
                    help="with --format table: also list every lesion")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when the DICOM folder holds files that are not slices of the "
+                        "series, or slices seem missing at its ends (default: warn)")
+    p.add_argument("--hu-range", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),
+                   help="plausible HU of the DICOM voxels; values outside are an error "
+                        "(default: -2048 to 4095 HU for 12-bit data, up to 32767 HU for "
+                        "16-bit data)")
+
+    p = command("quantify", help="every partial-volume method on every lesion of a scan",
+                description="Volume, mass and score of every lesion by every partial-volume "
+                            "method (pvcalc.quantify): one row per lesion and method. The "
+                            "lesions are spherical ROIs from a CSV table, the labels of a "
+                            "label image, or the scan's candidates (>= 130 HU components).",
+                epilog=textwrap.fill("methods (--methods): " + ", ".join(METHOD_NAMES) +
+                                     "; docs/methods/index.md describes each.", width=79))
+    p.add_argument("path", help="DICOM folder or file, or NIfTI file (.nii, .nii.gz)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--rois", default=None, metavar="ROIS.csv",
+                       help="CSV table of spherical ROIs, one row per lesion: lesion, "
+                            "centre_z_mm, centre_y_mm, centre_x_mm, radius_mm (optional "
+                            "radius_z_mm), in the scan's mm coordinates (one of --rois, "
+                            "--labels, --candidates is required)")
+    where.add_argument("--labels", default=None,
+                       help="label image on the scan's grid (NIfTI, DICOM folder or .npy), "
+                            "one lesion per label (one of the three is required)")
+    where.add_argument("--candidates", action="store_true",
+                       help="lesions = connected components >= 130 HU, grown by 2 mm")
+    p.add_argument("--mask", default=None, metavar="LABELS",
+                   help="with --candidates: label image of where candidates may lie, e.g. "
+                        "the heart (default: the whole scan)")
+    p.add_argument("--methods", default="all", metavar="A,B",
+                   help="methods to run, separated by commas (listed below)")
+    p.add_argument("--calibration", default=None, metavar="C_HA|FILE.json",
+                   help="mass calibration factor c_HA in mg HA cm^-3 HU^-1 (e.g. 0.8), or a JSON "
+                        "file with 'c_ha_mg_cm3_per_hu' (default: none, so no masses, and no "
+                        "results of the methods that need c_HA)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (csv and json: every column of pvcalc.quantify)")
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="SeriesInstanceUID to read when the folder holds several series "
+                        "(default: the folder's only series)")
     p.add_argument("--strict", action="store_true",
                    help="fail when the DICOM folder holds files that are not slices of the "
                         "series, or slices seem missing at its ends (default: warn)")

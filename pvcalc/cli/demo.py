@@ -7,7 +7,9 @@ scores every scan clinically (standard preset, mass calibrated on the
 phantom's water and HA rods), and prints per insert the true volume and mass
 beside the clinical Agatston, volume and mass scores, plus what real scanners
 measured on the physical phantom (the reference table shipped in
-``pvcalc/data``).
+``pvcalc/data``). Then every partial-volume method of :func:`pvcalc.quantify`
+measures the same scans, regions of interest and calibration, and a second
+table gives each method's mean mass per insert beside the true mass.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
     """Simulate, score and report; returns the per-insert summary DataFrame."""
     import phantoms
     from pvcalc import stats
-    from pvcalc.evaluation import evaluate_repeats
+    from pvcalc.evaluation import evaluate_repeats, quantify_repeats
 
     phantom = phantoms.cci_phantom(extension_ring=extension_ring)
     proto = phantoms.get_protocol(protocol)
@@ -43,6 +45,10 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
     per_scan["diameter_mm"] = 2.0 * per_scan["radius_mm"]
     calibrations = per_scan.groupby("repeat")["c_ha"].first().to_numpy()
     summary = _summarise(per_scan, body)
+    per_method = quantify_repeats(phantom, proto, seed=seed, n_repeats=repeats)
+    t_sim += per_method.attrs["simulation_s"]
+    t_methods = per_method.attrs["quantify_s"]
+    masses, no_mass = _summarise_methods(per_method, summary["insert"])
 
     echo("Per insert: truth and clinical scores (standard preset: >= 130 HU, 8-connected, "
          ">= 1 mm2), mean (SD) over repeats;")
@@ -67,20 +73,30 @@ def run_demo(*, repeats=3, seed=0, protocol="calcium_scoring", extension_ring=Fa
             zip(("Agatston", "volume", "mass"), diff["relative_difference_pct"])))
     missed = summary.loc[summary["detected_share"] < 1, "insert"].tolist()
     echo(f"\ninserts missed in at least one scan: {', '.join(missed) if missed else 'none'}")
-    echo(f"simulation {t_sim:.1f} s, scoring {t_score:.2f} s")
+    echo("\nMass by every method (pvcalc.quantify, docs/methods/index.md), mg HA, on the same "
+         f"scans, ROIs\nand calibration, mean over the {repeats} scan(s); 'error %' = "
+         "(total - true total) / true total\n")
+    echo(_format_methods(masses))
+    if no_mass:
+        echo(f"not in the table, since they define no mass: {', '.join(no_mass)}")
+    echo(f"\nsimulation {t_sim:.1f} s, scoring {t_score:.2f} s, partial-volume methods "
+         f"{t_methods:.2f} s")
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         per_scan.to_csv(folder / "per_scan.csv", index=False)
+        per_method.rename(columns={"lesion": "insert"}).to_csv(folder / "per_scan_methods.csv",
+                                                               index=False)
         summary.to_csv(folder / "per_insert.csv", index=False)
         _plot_mass_vs_truth(per_scan, summary, body).savefig(folder / FIGURE, dpi=110)
         setup = {"body": body, "protocol": proto, "repeats": repeats, "seed": seed,
-                 "simulation_s": t_sim, "scoring_s": t_score,
+                 "simulation_s": t_sim, "scoring_s": t_score, "methods_s": t_methods,
+                 "masses": masses, "no_mass": no_mass,
                  "c_ha": float(np.mean(calibrations)), "true_volume_mm3": true_volume,
                  "true_mass_mg": true_mass, "interscan_pct": interscan}
         (folder / "report.md").write_text(_report_markdown(summary, totals, setup))
-        echo(f"report written to {folder / 'report.md'} (figure {FIGURE}, tables per_insert.csv "
-             "and per_scan.csv)")
+        echo(f"report written to {folder / 'report.md'} (figure {FIGURE}, tables per_insert.csv, "
+             "per_scan.csv and per_scan_methods.csv)")
     return summary
 
 
@@ -117,6 +133,52 @@ def _format_summary(summary: pd.DataFrame) -> str:
             f"{mean_sd(r['mass_score_mg_mean'], r['mass_score_mg_sd'], 2):>13s} {r['mass_ratio']:5.2f} | "
             f"{mean_sd(r['agatston_mean'], r['agatston_sd'], 1):>13s} {r['detected_share']:5.0%} | "
             f"{r['real_agatston_mean']:13.1f}")
+    return "\n".join(lines)
+
+
+def _summarise_methods(per_method: pd.DataFrame, inserts) -> tuple[pd.DataFrame, list]:
+    """Mean mass (mg) per insert and method, with the true mass; methods without a mass.
+
+    Rows: the inserts in the order given, then ``total`` (sums) and ``error %``
+    (of the total against the true total). A method's mean is NaN when one of
+    its scans has no mass for the insert (its ``reason`` in the CSV says why).
+    """
+    from pvcalc.methods import get_method
+
+    grouped = per_method.groupby(["lesion", "method"], sort=False)["mass_mg"]
+    mean = grouped.mean().where(grouped.count() == grouped.size())
+    masses = mean.unstack("method").reindex(list(inserts))
+    order = list(dict.fromkeys(per_method["method"]))
+    no_mass = [m for m in order if "mass_mg" not in get_method(m).defines]
+    masses = masses[[m for m in order if m not in no_mass]]
+    true = per_method.groupby("lesion", sort=False)["true_mass_mg"].first()
+    masses.insert(0, "true", true.reindex(masses.index))
+    total = masses.sum(skipna=False)
+    masses.loc["total"] = total
+    masses.loc["error %"] = 100.0 * (total - total["true"]) / total["true"]
+    masses.loc["error %", "true"] = np.nan
+    return masses, no_mass
+
+
+def _method_header(name) -> tuple[str, str]:
+    """A method name on two header lines, split at its last underscore."""
+    first, _, last = name.rpartition("_")
+    return (first, last) if first else ("", name)
+
+
+def _format_methods(masses: pd.DataFrame) -> str:
+    heads = [("", "true mg")] + [_method_header(m) for m in masses.columns[1:]]
+    widths = [max(8, len(a), len(b)) for a, b in heads]
+    lines = [" ".join([f"{'':10s}", *(f"{a:>{w}s}" for (a, _), w in zip(heads, widths))]).rstrip(),
+             " ".join([f"{'insert':10s}", *(f"{b:>{w}s}" for (_, b), w in zip(heads, widths))])]
+    lines.append("-" * len(lines[1]))
+    for name, row in masses.iterrows():
+        if name == "total":
+            lines.append("-" * len(lines[1]))
+        digits = 1 if name == "error %" else 2
+        cells = ["" if (name == "error %" and i == 0) else
+                 ("-" if not np.isfinite(v) else f"{v:.{digits}f}") for i, v in enumerate(row)]
+        lines.append(" ".join([f"{name:10s}", *(f"{c:>{w}s}" for c, w in zip(cells, widths))]))
     return "\n".join(lines)
 
 
@@ -170,7 +232,8 @@ def _report_markdown(summary: pd.DataFrame, totals: pd.DataFrame, setup: dict) -
         f"{'ECG-gated' if proto.gated else 'non-gated'}."),
         "",
         ("**How it was scored.** Standard clinical preset (>= 130 HU, 8-connected, >= 1 mm2), "
-        "in a 5 mm spherical region around each insert's true centre; mass calibrated on each "
+        "in a region of interest around each insert (its true footprint grown by 2 mm, "
+        "pvcalc.rois.truth_roi_labels); mass calibrated on each "
         f"scan from the two rods (mean c_HA {setup['c_ha']:.3f} mg HA cm^-3 HU^-1)."),
         "",
         "## Per insert",
@@ -199,11 +262,33 @@ def _report_markdown(summary: pd.DataFrame, totals: pd.DataFrame, setup: dict) -
         agatston, volume, mass = setup["interscan_pct"]
         parts += ["", (f"Relative interscan difference of the totals, scan 1 vs 2: Agatston "
                        f"{agatston:.1f}%, volume {volume:.1f}%, mass {mass:.1f}%.")]
-    parts += ["", "## Timing", "",
-              (f"Simulation {setup['simulation_s']:.1f} s, scoring {setup['scoring_s']:.2f} s "
-               f"(pvcalc {__version__}; a first run includes compiling the numerical kernels)."),
+    parts += ["", "## Every method", "", _methods_markdown(setup), "", "## Timing", "",
+              (f"Simulation {setup['simulation_s']:.1f} s, scoring {setup['scoring_s']:.2f} s, "
+               f"partial-volume methods {setup['methods_s']:.2f} s (pvcalc {__version__}; a "
+               "first run includes compiling the numerical kernels)."),
               ""]
     return "\n".join(parts)
+
+
+def _methods_markdown(setup: dict) -> str:
+    """The report's section of every method's mean mass per insert."""
+    masses, n = setup["masses"], setup["repeats"]
+    header = ["insert", "true mass (mg)", *masses.columns[1:]]
+    rows = []
+    for name, row in masses.iterrows():
+        digits = 1 if name == "error %" else 2
+        cells = [("" if name == "error %" else f"{row['true']:.2f}")]
+        cells += ["-" if not np.isfinite(v) else f"{v:.{digits}f}" for v in row.iloc[1:]]
+        rows.append([str(name), *cells])
+    text = [("Mass (mg HA) of each insert by every partial-volume method of "
+             "`pvcalc.quantify` (docs/methods/index.md), on the same scans, regions of interest "
+             f"and calibration as the clinical scores, mean over the {n} scan(s) (`clinical` is "
+             "the mass score above). total = sum over the inserts; error % = (total - true "
+             "total) / true total. Every column of every scan, insert and method: "
+             "`per_scan_methods.csv`."), "", _markdown_table(header, rows)]
+    if setup["no_mass"]:
+        text += ["", f"Not in the table, since they define no mass: {', '.join(setup['no_mass'])}."]
+    return "\n".join(text)
 
 
 def _plot_mass_vs_truth(per_scan: pd.DataFrame, summary: pd.DataFrame, body: str):
