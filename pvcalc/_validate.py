@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["finite_float", "positive_float"]
+__all__ = ["finite_float", "positive_float", "check_real", "check_int"]
 
 
 def _unit(unit):
@@ -64,3 +64,41 @@ def positive_float(name, value, *, what="number", unit="", hint=""):
         raise ValueError(f"{name} must be a positive {what}{_unit(unit)}, got {value!r}"
                          f"{'; ' + hint if hint else ''}")
     return v
+
+
+def check_real(name, value, *, lo=None, hi=None, lo_open=False):
+    """``float(value)``, checked finite and within ``[lo, hi]`` (``(lo, hi]`` if ``lo_open``).
+
+    For parameter dataclasses, whose fields are plain numbers without units.
+
+    Examples
+    --------
+    >>> check_real("clip_sd", 0, lo=0, lo_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: clip_sd must be > 0, got 0
+    """
+    v = finite_float(name, value)
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+    if hi is not None and v > hi:
+        raise ValueError(f"{name} must be <= {hi}, got {value!r}")
+    return v
+
+
+def check_int(name, value, minimum):
+    """``int(value)`` for an integer (not a bool, not a float) ``>= minimum``.
+
+    Examples
+    --------
+    >>> check_int("min_slices", 0, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: min_slices must be an integer >= 1, got 0
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_" \
+            or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

@@ -436,7 +436,7 @@ def test_an_unusable_region_gives_its_reason():
     ("rim_slices", -1, ValueError, "rim_slices must be an integer >= 0, got -1"),
     ("min_sd_hu", 0.0, ValueError, "min_sd_hu must be > 0.0, got 0.0"),
     ("max_iter", 0, ValueError, "max_iter must be an integer >= 1, got 0"),
-    ("tol", "small", TypeError, "tol must be a number, got 'small'"),
+    ("tol", "small", TypeError, "tol must be a number, got str 'small'"),
     ("alpha", 0.7, ValueError, "alpha must be <= 0.5, got 0.7"),
     ("extend_hu", float("nan"), ValueError, "extend_hu must be finite, got nan"),
     ("min_pure_slices", True, TypeError, "min_pure_slices must be an integer, got True"),

@@ -496,8 +496,8 @@ def test_a_folded_mesh_falls_back_to_the_undisplaced_surface(monkeypatch):
             TypeError,
             "smoothing_iterations must be an integer",
         ),
-        ("smoothing_iterations", -1, ValueError, "smoothing_iterations must be >= 0"),
-        ("min_slices", 0, ValueError, "min_slices must be >= 1"),
+        ("smoothing_iterations", -1, ValueError, "smoothing_iterations must be an integer >= 0"),
+        ("min_slices", 0, ValueError, "min_slices must be an integer >= 1"),
         (
             "curvature_correction",
             "yes",

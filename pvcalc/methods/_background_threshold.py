@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pvcalc.methods._base import MethodSpec, check_real
+from pvcalc._validate import check_real
+from pvcalc.methods._base import MethodSpec
 from pvcalc.methods._groen import threshold_result
 
 __all__ = ["QIAN_OFFSET_HU", "QIAN_SLOPE", "SPEC", "BackgroundThresholdParams"]

@@ -193,18 +193,3 @@ def local_mass_mg(calibration, hu, background_hu, voxel_mm3):
     return calibration.mass_mg(hu_sum=excess, voxel_volume_mm3=voxel_mm3)
 
 
-def check_real(name, value, *, lo=None, hi=None, lo_open=False):
-    """Validate a real parameter value (for the methods' params dataclasses)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-    if hi is not None and v > hi:
-        raise ValueError(f"{name} must be <= {hi}, got {value!r}")
-    return v

@@ -31,19 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pvcalc.methods._base import NO_CALIBRATION, MethodSpec, check_real
+from pvcalc._validate import check_int, check_real
+from pvcalc.methods._base import NO_CALIBRATION, MethodSpec
 from pvcalc.methods._em_mixture import em_step, fit_mixture
 from pvcalc.methods._noise import excess_test
 
 __all__ = ["SPEC", "EmPartialContentParams", "em_step", "fit_mixture", "lesion_regions"]
 
 
-def _integer(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -124,11 +119,11 @@ class EmPartialContentParams:
         set_(self, "extend_hu", check_real("extend_hu", self.extend_hu))
         set_(self, "extend_mm", check_real("extend_mm", self.extend_mm, lo=0.0))
         set_(self, "rim_mm", check_real("rim_mm", self.rim_mm, lo=0.0))
-        set_(self, "rim_slices", _integer("rim_slices", self.rim_slices, 0))
+        set_(self, "rim_slices", check_int("rim_slices", self.rim_slices, 0))
         set_(self, "min_sd_hu", check_real("min_sd_hu", self.min_sd_hu, lo=0.0, lo_open=True))
         set_(self, "min_pure_voxels", check_real("min_pure_voxels", self.min_pure_voxels, lo=0.0))
-        set_(self, "min_pure_slices", _integer("min_pure_slices", self.min_pure_slices, 1))
-        set_(self, "max_iter", _integer("max_iter", self.max_iter, 1))
+        set_(self, "min_pure_slices", check_int("min_pure_slices", self.min_pure_slices, 1))
+        set_(self, "max_iter", check_int("max_iter", self.max_iter, 1))
         set_(self, "tol", check_real("tol", self.tol, lo=0.0, lo_open=True))
         set_(self, "alpha", check_real("alpha", self.alpha, lo=0.0, lo_open=True, hi=0.5))
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pvcalc.methods._base import NO_CALIBRATION, MethodSpec, check_real, local_mass_mg
+from pvcalc._validate import check_real
+from pvcalc.methods._base import NO_CALIBRATION, MethodSpec, local_mass_mg
 
 __all__ = ["SPEC", "GroenParams"]
 

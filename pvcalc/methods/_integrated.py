@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pvcalc.methods._base import MethodSpec, check_real
+from pvcalc._validate import check_real
+from pvcalc.methods._base import MethodSpec
 from pvcalc.methods._noise import excess_test
 
 __all__ = ["SPEC", "IntegratedParams", "integrated_estimate"]

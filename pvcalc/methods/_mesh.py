@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pvcalc.methods._base import NO_CALIBRATION, MethodSpec, check_real, local_mass_mg
+from pvcalc._validate import check_int, check_real
+from pvcalc.methods._base import NO_CALIBRATION, MethodSpec, local_mass_mg
 from pvcalc.methods._mesh_geometry import (
     TriMesh,
     check_watertight,
@@ -186,12 +187,7 @@ class MeshParams:
                 f"reach_out_mm ({self.reach_out_mm:g})"
             )
         for name, lo in (("smoothing_iterations", 0), ("min_slices", 1)):
-            n = getattr(self, name)
-            if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {n!r}")
-            if n < lo:
-                raise ValueError(f"{name} must be >= {lo}, got {n!r}")
-            object.__setattr__(self, name, int(n))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), lo))
         if not isinstance(self.curvature_correction, (bool, np.bool_)):
             raise TypeError(
                 f"curvature_correction must be True or False, got "

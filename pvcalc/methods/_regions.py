@@ -75,6 +75,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
+from pvcalc._validate import check_int, check_real
 from pvcalc.methods._kernels import _bounding_boxes
 
 __all__ = ["LesionRegion", "RegionParams", "ScanContext", "build_regions"]
@@ -85,28 +86,6 @@ CLINICAL_MIN_AREA_MM2 = 1.0
 _STATISTICS = ("clipped", "mean", "robust")
 
 
-def _number(name, value, *, minimum=None, positive=False):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and v <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return v
-
-
-def _integer(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -169,7 +148,7 @@ class RegionParams:
     clip_sd: float = 4.0
 
     def __post_init__(self):
-        object.__setattr__(self, "threshold_hu", _number("threshold_hu", self.threshold_hu))
+        object.__setattr__(self, "threshold_hu", check_real("threshold_hu", self.threshold_hu))
         if self.connectivity not in _CONNECTIVITY_RANK or isinstance(self.connectivity, bool):
             raise ValueError(
                 f"connectivity must be one of {sorted(_CONNECTIVITY_RANK)} (3D neighbourhood), "
@@ -177,14 +156,14 @@ class RegionParams:
         object.__setattr__(self, "connectivity", int(self.connectivity))
         if self.min_core_voxels is not None:
             object.__setattr__(self, "min_core_voxels",
-                               _integer("min_core_voxels", self.min_core_voxels, 1))
+                               check_int("min_core_voxels", self.min_core_voxels, 1))
         object.__setattr__(self, "shell_gap_mm",
-                           _number("shell_gap_mm", self.shell_gap_mm, minimum=0.0))
+                           check_real("shell_gap_mm", self.shell_gap_mm, lo=0.0))
         object.__setattr__(self, "shell_width_mm",
-                           _number("shell_width_mm", self.shell_width_mm, positive=True))
+                           check_real("shell_width_mm", self.shell_width_mm, lo=0, lo_open=True))
         object.__setattr__(self, "min_background_voxels",
-                           _integer("min_background_voxels", self.min_background_voxels, 2))
-        object.__setattr__(self, "clip_sd", _number("clip_sd", self.clip_sd, positive=True))
+                           check_int("min_background_voxels", self.min_background_voxels, 2))
+        object.__setattr__(self, "clip_sd", check_real("clip_sd", self.clip_sd, lo=0, lo_open=True))
         if self.background_statistic not in _STATISTICS:
             raise ValueError(
                 f"background_statistic must be one of {list(_STATISTICS)}, "

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, special
 
-from pvcalc.methods._base import MethodSpec, check_real
+from pvcalc._validate import check_real
+from pvcalc.methods._base import MethodSpec
 
 __all__ = ["PLUS_KERNEL", "SPEC", "SwcsParams"]
 

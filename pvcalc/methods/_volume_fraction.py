@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pvcalc.methods._base import MethodSpec, check_real
+from pvcalc._validate import check_int, check_real
+from pvcalc.methods._base import MethodSpec
 from pvcalc.methods._integrated import IntegratedParams, integrated_estimate
 
 __all__ = ["SPEC", "VolumeFractionParams", "lesion_mask"]
@@ -59,10 +60,8 @@ class VolumeFractionParams(IntegratedParams):
             raise ValueError(f"mask must be one of {list(_MASKS)}, got {self.mask!r}")
         object.__setattr__(self, "dilation_mm",
                            check_real("dilation_mm", self.dilation_mm, lo=0.0))
-        s = self.dilation_slices
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-            raise ValueError(f"dilation_slices must be an integer >= 0, got {s!r}")
-        object.__setattr__(self, "dilation_slices", int(s))
+        object.__setattr__(self, "dilation_slices",
+                           check_int("dilation_slices", self.dilation_slices, 0))
 
 
 def lesion_mask(region, params):
