@@ -8,6 +8,7 @@ import tempfile
 
 import pandas as pd
 import pytest
+from _study_specs import TINY
 
 import pvcalc.calibration
 from pvcalc.study import (
@@ -18,24 +19,6 @@ from pvcalc.study import (
     read_scans,
     run_study,
 )
-
-TINY = """
-[study]
-name = "tiny"
-seed = 3
-repeats = 2
-
-[[phantoms]]
-name = "cci"
-
-[grid]
-protocol = ["calcium_scoring", "low_dose_chest"]
-matrix = 128
-pixel_mm = 0.7
-
-[methods.clinical]
-[methods.integrated]
-"""
 
 
 @pytest.fixture(scope="module")

@@ -11,26 +11,9 @@ import time
 
 import pandas as pd
 import pytest
+from _study_specs import TINY
 
 from pvcalc.study import load_spec, parse_spec, read_results, run_study
-
-TINY = """
-[study]
-name = "tiny"
-seed = 3
-repeats = 2
-
-[[phantoms]]
-name = "cci"
-
-[grid]
-protocol = ["calcium_scoring", "low_dose_chest"]
-matrix = 128
-pixel_mm = 0.7
-
-[methods.clinical]
-[methods.integrated]
-"""
 
 
 @pytest.fixture(scope="module")
