@@ -118,6 +118,21 @@ def _listing(title, entries) -> str:
     return "\n".join([f"{title}:", *(f"  {name:{width}s}  {text}" for name, text in entries.items())])
 
 
+def _add_scan_input(p):
+    """The options of a command that reads one scan: PATH, --series, --strict, --hu-range."""
+    p.add_argument("path", help="DICOM folder or file, or NIfTI file (.nii, .nii.gz)")
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="SeriesInstanceUID to read when the folder holds several series "
+                        "(default: the folder's only series)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when the DICOM folder holds files that are not slices of the "
+                        "series, or slices seem missing at its ends (default: warn)")
+    p.add_argument("--hu-range", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),
+                   help="plausible HU of the DICOM voxels; values outside are an error "
+                        "(default: -2048 to 4095 HU for 12-bit data, up to 32767 HU for "
+                        "16-bit data)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from pvcalc import __version__
 
@@ -161,10 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = command("score", help="clinical calcium scores of a DICOM series or NIfTI file",
                 description="Clinical calcium scores (Agatston, volume, mass) of one scan.")
-    p.add_argument("path", help="DICOM folder or file, or NIfTI file (.nii, .nii.gz)")
-    p.add_argument("--series", default=None, metavar="UID",
-                   help="SeriesInstanceUID to read when the folder holds several series "
-                        "(default: the folder's only series)")
+    _add_scan_input(p)
     p.add_argument("--labels", default=None,
                    help="label image on the same grid (NIfTI, DICOM folder or .npy); scores "
                         "are reported per label (default: none, scores of the whole scan)")
@@ -177,13 +189,6 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="output format")
     p.add_argument("--lesions", action="store_true",
                    help="with --format table: also list every lesion")
-    p.add_argument("--strict", action="store_true",
-                   help="fail when the DICOM folder holds files that are not slices of the "
-                        "series, or slices seem missing at its ends (default: warn)")
-    p.add_argument("--hu-range", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),
-                   help="plausible HU of the DICOM voxels; values outside are an error "
-                        "(default: -2048 to 4095 HU for 12-bit data, up to 32767 HU for "
-                        "16-bit data)")
 
     p = command("quantify", help="every partial-volume method on every lesion of a scan",
                 description="Volume, mass and score of every lesion by every partial-volume "
@@ -192,7 +197,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "label image, or the scan's candidates (>= 130 HU components).",
                 epilog=textwrap.fill("methods (--methods): " + ", ".join(METHOD_NAMES) +
                                      "; docs/methods/index.md describes each.", width=79))
-    p.add_argument("path", help="DICOM folder or file, or NIfTI file (.nii, .nii.gz)")
+    _add_scan_input(p)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--rois", default=None, metavar="ROIS.csv",
                        help="CSV table of spherical ROIs, one row per lesion: lesion, "
@@ -215,16 +220,6 @@ def _build_parser() -> argparse.ArgumentParser:
                         "results of the methods that need c_HA)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="output format (csv and json: every column of pvcalc.quantify)")
-    p.add_argument("--series", default=None, metavar="UID",
-                   help="SeriesInstanceUID to read when the folder holds several series "
-                        "(default: the folder's only series)")
-    p.add_argument("--strict", action="store_true",
-                   help="fail when the DICOM folder holds files that are not slices of the "
-                        "series, or slices seem missing at its ends (default: warn)")
-    p.add_argument("--hu-range", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),
-                   help="plausible HU of the DICOM voxels; values outside are an error "
-                        "(default: -2048 to 4095 HU for 12-bit data, up to 32767 HU for "
-                        "16-bit data)")
 
     command("presets", help="list the scoring presets",
             description="List the scoring presets (conventions) with their sources.")
