@@ -15,9 +15,9 @@ import pandas as pd
 import xarray as xr
 
 from . import _render_kernels as _rk
-from ._ssp import BOX, ssp_half_support_mm, ssp_kind
+from ._blur_kernels import gaussian_taps
+from ._ssp import BOX, ssp_cdf, ssp_half_support_mm, ssp_kind
 from .body import render_cross_section
-from .materials import hu_per_mg_cm3
 from .motion import NOMINAL_HEART_RATE_BPM, ConstantVelocity, acquisition_times
 from .psf import blur_inplane
 from .truth import _build_truth
@@ -125,7 +125,7 @@ class _Scene:
         self.phase = float(phase)
         self.lesions = list(lesions)
         self.offset_yx = offset_yx
-        self.k_hu = hu_per_mg_cm3(protocol.kvp)
+        self.k_hu = protocol.ha_hu_per_mg     # the given HU per mg HA/cm3 or the kVp table's
         helical = None if protocol.gated else protocol.table_speed_mm_s
         any_motion = any(l.motion.moves for l in self.lesions)
         m = int(n_time_samples) if any_motion else 1
@@ -217,9 +217,60 @@ class _Scene:
         return occ, (k0, j0, i0)
 
     def background(self):
+        """Blurred 2D background of the body and the rods that run through every slice."""
         p = self.protocol
-        return _background(self.phantom.body, self.rods, p.matrix, p.pixel_mm, p.kvp,
-                           p.psf_fwhm_mm, self.nsub, tuple(float(v) for v in self.offset_yx))
+        static = tuple(r for r in self.rods if r.z_range_mm is None)
+        return _background(self.phantom.body, static, p.matrix, p.pixel_mm, p.kvp,
+                           p.psf_fwhm_mm, self.nsub, tuple(float(v) for v in self.offset_yx),
+                           p.hu_per_mg_ha)
+
+    def rod_sections(self):
+        """[(window (j0, j1, i0, i1), float32 difference map, float32 slice weights (K,))]
+        of every rod limited to an axial section, in rod order.
+
+        The difference map is the blurred background with the rod minus without it
+        (blur is linear, and outside the rod's pixels the two renders are equal), on a
+        window around the rod grown by the PSF support. The weight of slice k is the
+        fraction of its slice sensitivity profile inside the rod's section,
+        ``S(z_hi - z_k) - S(z_lo - z_k)`` (:func:`phantoms._ssp.ssp_cdf`).
+        """
+        p = self.protocol
+        static = tuple(r for r in self.rods if r.z_range_mm is None)
+        out = []
+        for rod in self.rods:
+            if rod.z_range_mm is None:
+                continue
+            lo, hi = rod.z_range_mm
+            w = np.array([ssp_cdf(hi - zk, self.thick, self.kind)
+                          - ssp_cdf(lo - zk, self.thick, self.kind) for zk in self.z])
+            if not np.any(w > 0):
+                continue
+            window, diff = _rod_difference(self.phantom.body, static, rod, p.matrix, p.pixel_mm,
+                                           p.kvp, p.psf_fwhm_mm, self.nsub,
+                                           tuple(float(v) for v in self.offset_yx), p.hu_per_mg_ha)
+            if diff is not None:
+                out.append((window, diff, w.astype(np.float32)))
+        return out
+
+    def paint_background(self, out, k0, j0, i0):
+        """Write the background of the grid block starting at voxel (k0, j0, i0) into ``out``.
+
+        The 2D background in every slice, plus each axial-section rod's difference
+        map times its slice weight. The arithmetic of a voxel does not depend on the
+        block, so a patch equals the same cut-out of the full scan bit for bit.
+        """
+        K, J, I = out.shape
+        out[...] = self.background()[None, j0:j0 + J, i0:i0 + I]
+        for (a0, a1, b0, b1), diff, w in self.rod_sections():
+            ks = np.flatnonzero(w[k0:k0 + K] > 0)
+            y0, y1 = max(a0, j0), min(a1, j0 + J)
+            x0, x1 = max(b0, i0), min(b1, i0 + I)
+            if ks.size == 0 or y1 <= y0 or x1 <= x0:
+                continue
+            d = diff[y0 - a0:y1 - a0, x0 - b0:x1 - b0]
+            for k in ks:
+                out[k, y0 - j0:y1 - j0, x0 - i0:x1 - i0] += w[k0 + k] * d
+        return out
 
     # -- outputs ---------------------------------------------------------------------
     def attrs(self, seed, noise, extra):
@@ -233,7 +284,12 @@ class _Scene:
         return a
 
     def truth(self, attrs, fraction_maps=True):
-        tissue = [self.phantom.body.tissue_hu] * len(self.lesions)
+        # the body region around each lesion (the insert's material for lesions in it)
+        body = self.phantom.body
+        tissue = []
+        for les in self.phantom.lesions:
+            lo, hi = les.shape.bounding_box_mm()
+            tissue.append(float(body.region_hu(0.5 * (lo[1] + hi[1]), 0.5 * (lo[2] + hi[2]))))
         dhu = [self.k_hu * l.density_mg_cm3 for l in self.lesions]
         fr = _map(self.fraction_map, range(len(self.lesions))) if fraction_maps else None
         grid = ((self.z[0], self.y[0], self.x[0]),
@@ -243,15 +299,44 @@ class _Scene:
 
 
 @functools.lru_cache(maxsize=8)
-def _background(body, rods, matrix, pixel_mm, kvp, psf_fwhm_mm, nsub, offset_yx):
+def _background(body, rods, matrix, pixel_mm, kvp, psf_fwhm_mm, nsub, offset_yx,
+                hu_per_mg_ha=None):
     """Blurred 2D background (float32, read-only), cached: a study simulating many
-    scans or patch sets of one body reuses it."""
+    scans or patch sets of one body reuses it. HA rods follow ``hu_per_mg_ha`` (the
+    protocol's given HU per mg HA/cm3; None: the kVp table), as the lesions do."""
     c = (np.arange(matrix, dtype=np.float64) - 0.5 * (matrix - 1)) * pixel_mm
     bg = render_cross_section(body, rods, y_mm=c, x_mm=c, kvp=kvp, nsub=nsub,
-                              offset_yx_mm=offset_yx).astype(np.float32)
+                              offset_yx_mm=offset_yx, hu_per_mg_ha=hu_per_mg_ha).astype(np.float32)
     blur_inplane(bg, psf_fwhm_mm, pixel_mm, out=bg)
     bg.setflags(write=False)
     return bg
+
+
+@functools.lru_cache(maxsize=16)
+def _rod_difference(body, static_rods, rod, matrix, pixel_mm, kvp, psf_fwhm_mm, nsub, offset_yx,
+                    hu_per_mg_ha=None):
+    """Blurred (with rod - without rod) on a window around the rod, cached.
+
+    Returns ``((j0, j1, i0, i1), float32 read-only map)``, or ``(None, None)`` when
+    the rod misses the grid. Both renders paint the body and ``static_rods``; the
+    window is the rod's box grown by the blur's support plus two pixels, so the
+    blurred difference, which is zero outside the rod before the blur, is complete
+    inside it and its 'nearest' boundary sees zeros only.
+    """
+    c = (np.arange(matrix, dtype=np.float64) - 0.5 * (matrix - 1)) * pixel_mm
+    grow = (gaussian_taps(psf_fwhm_mm, pixel_mm).size // 2 + 2) * pixel_mm + rod.radius_mm
+    cy, cx = rod.centre_yx_mm[0] + offset_yx[0], rod.centre_yx_mm[1] + offset_yx[1]
+    j0, j1 = (int(v) for v in np.searchsorted(c, (cy - grow, cy + grow), side="left"))
+    i0, i1 = (int(v) for v in np.searchsorted(c, (cx - grow, cx + grow), side="left"))
+    if j1 <= j0 or i1 <= i0:
+        return None, None
+    kw = dict(y_mm=c[j0:j1], x_mm=c[i0:i1], kvp=kvp, nsub=nsub, offset_yx_mm=offset_yx,
+              hu_per_mg_ha=hu_per_mg_ha)
+    diff = (render_cross_section(body, (*static_rods, rod), **kw)
+            - render_cross_section(body, static_rods, **kw)).astype(np.float32)
+    blur_inplane(diff, psf_fwhm_mm, pixel_mm, out=diff)
+    diff.setflags(write=False)
+    return (j0, j1, i0, i1), diff
 
 
 def _make_scan(values, z, y, x, attrs):

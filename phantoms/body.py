@@ -1,10 +1,14 @@
 """Background cross-sections: a thorax-shaped body and calibration rods.
 
 The body is z-invariant (an infinite prism), so it is rendered once as a 2D HU
-map with in-plane partial volume and broadcast to every slice.
+map with in-plane partial volume and broadcast to every slice. A rod runs along
+z through the whole scan, or only through its own axial section
+(``Rod.z_range_mm``); the simulator then mixes the 2D maps with and without it
+slice by slice (:mod:`phantoms._scene`).
 
 Geometry of :class:`ThoraxBody` (x left-right, y anterior-posterior, both
-centred on 0; fractions of the body's width W and height H):
+centred on ``centre_yx_mm``, default (0, 0); fractions of the body's width W and
+height H):
 
 * body: ellipse W x H (default 300 x 200 mm, the QRM thorax phantom's outer
   size) of ``tissue_hu`` (default 40 HU, blood / soft tissue);
@@ -14,7 +18,10 @@ centred on 0; fractions of the body's width W and height H):
 * lungs (optional): two ellipses of semi-axes 0.16 W x 0.32 H centred at
   x = +-0.27 W, y = -0.05 H, ``lung_hu`` = -850 HU;
 * spine (optional): a disc of radius 0.09 H at y = +0.33 H (posterior), ``bone_hu``
-  = 700 HU.
+  = 700 HU;
+* insert (optional): a disc of diameter ``insert_diameter_mm`` at the body's
+  centre, ``insert_hu`` (default 75 HU), e.g. the 100 mm cardiac insert of the
+  QRM thorax phantom; painted after the lungs and spine, so it clears them.
 
 Regions are painted in that order (later ones replace earlier ones), rods last.
 Partial volume: each pixel is sampled on ``nsub`` rows in y (default 4) and
@@ -31,7 +38,15 @@ import numba
 import numpy as np
 
 from ._config import JIT
-from ._validate import finite_real, nonnegative_real, positive_int, positive_real, vector
+from ._validate import (
+    boolean,
+    finite_real,
+    interval,
+    nonnegative_real,
+    positive_int,
+    positive_real,
+    vector,
+)
 from .materials import TISSUE_HU, density_to_hu
 
 
@@ -39,10 +54,34 @@ from .materials import TISSUE_HU, density_to_hu
 class ThoraxBody:
     """An elliptical thorax cross-section (see module docstring for geometry).
 
+    Parameters
+    ----------
+    width_mm, height_mm : float
+        Body ellipse (x, y) in mm, default 300 x 200.
+    tissue_hu : float
+        Soft tissue, default 40 HU.
+    extension_ring, ring_width_mm, ring_height_mm, ring_hu
+        Optional fat-equivalent ring (default 400 x 300 mm, -100 HU).
+    lungs, spine : bool
+        Include the lungs (``lung_hu``) and the spine (``bone_hu``).
+    insert_diameter_mm : float or None, default None
+        Diameter (mm) of a cylindrical insert (axis along z) at the body centre;
+        None: no insert. It must fit inside the body ellipse.
+    insert_hu : float, default 75.0
+        CT number of the insert (HU); unused without an insert.
+    centre_yx_mm : 2 floats, default (0, 0)
+        Centre (y, x) of the body in mm (every region moves with it).
+    insert_rotation_deg : float, default 0.0
+        Orientation of the insert's contents about its axis in degrees (recorded
+        in the scan attributes; the round insert renders the same at any angle).
+
     Examples
     --------
     >>> ThoraxBody(extension_ring=True).outer_size_mm
     (300.0, 400.0)
+    >>> body = ThoraxBody(insert_diameter_mm=100.0)
+    >>> float(body.region_hu(0.0, 45.0)), float(body.region_hu(0.0, 60.0))
+    (75.0, -850.0)
     """
 
     width_mm: float = 300.0
@@ -56,13 +95,32 @@ class ThoraxBody:
     ring_hu: float = TISSUE_HU["fat"]
     lung_hu: float = TISSUE_HU["lung"]
     bone_hu: float = TISSUE_HU["bone"]
+    insert_diameter_mm: float | None = None
+    insert_hu: float = 75.0
+    centre_yx_mm: tuple = (0.0, 0.0)
+    insert_rotation_deg: float = 0.0
 
     def __post_init__(self):
         for f in ("width_mm", "height_mm", "ring_width_mm", "ring_height_mm"):
             object.__setattr__(self, f, positive_real(f, getattr(self, f), unit="mm",
                                                       what="length"))
-        for f in ("tissue_hu", "ring_hu", "lung_hu", "bone_hu"):
+        for f in ("tissue_hu", "ring_hu", "lung_hu", "bone_hu", "insert_hu"):
             object.__setattr__(self, f, finite_real(f, getattr(self, f), unit="HU"))
+        for f in ("extension_ring", "lungs", "spine"):
+            object.__setattr__(self, f, boolean(f, getattr(self, f)))
+        object.__setattr__(self, "centre_yx_mm",
+                           vector("centre_yx_mm", self.centre_yx_mm, axes=("y", "x")))
+        object.__setattr__(self, "insert_rotation_deg", finite_real(
+            "insert_rotation_deg", self.insert_rotation_deg, unit="degrees"))
+        if self.insert_diameter_mm is not None:
+            d = positive_real("insert_diameter_mm", self.insert_diameter_mm, unit="mm",
+                              what="length", hint="or None for no insert")
+            object.__setattr__(self, "insert_diameter_mm", d)
+            if d >= min(self.width_mm, self.height_mm):
+                raise ValueError(
+                    f"insert_diameter_mm must be smaller than the body ({self.width_mm} x "
+                    f"{self.height_mm} mm), got {d}; the insert sits inside the body, e.g. "
+                    "insert_diameter_mm=100.0")
         if self.extension_ring and (self.ring_width_mm <= self.width_mm
                                     or self.ring_height_mm <= self.height_mm):
             raise ValueError(
@@ -76,34 +134,66 @@ class ThoraxBody:
             return (self.ring_height_mm, self.ring_width_mm)
         return (self.height_mm, self.width_mm)
 
-    def ellipses(self):
-        """Painter's list of (cy, cx, semi_y, semi_x, hu) rows in mm / HU."""
+    def _regions(self):
+        """Painter's list of (region name, cy, cx, semi_y, semi_x, hu)."""
         W, H = self.width_mm, self.height_mm
+        oy, ox = self.centre_yx_mm
         rows = []
         if self.extension_ring:
-            rows.append((0.0, 0.0, self.ring_height_mm / 2, self.ring_width_mm / 2, self.ring_hu))
-        rows.append((0.0, 0.0, H / 2, W / 2, self.tissue_hu))
+            rows.append(("ring", 0.0, 0.0, self.ring_height_mm / 2, self.ring_width_mm / 2,
+                         self.ring_hu))
+        rows.append(("tissue", 0.0, 0.0, H / 2, W / 2, self.tissue_hu))
         if self.lungs:
             for s in (-1.0, 1.0):
-                rows.append((-0.05 * H, s * 0.27 * W, 0.32 * H, 0.16 * W, self.lung_hu))
+                rows.append(("lung", -0.05 * H, s * 0.27 * W, 0.32 * H, 0.16 * W, self.lung_hu))
         if self.spine:
-            rows.append((0.33 * H, 0.0, 0.09 * H, 0.09 * H, self.bone_hu))
-        return rows
+            rows.append(("spine", 0.33 * H, 0.0, 0.09 * H, 0.09 * H, self.bone_hu))
+        if self.insert_diameter_mm is not None:
+            r = 0.5 * self.insert_diameter_mm
+            rows.append(("insert", 0.0, 0.0, r, r, self.insert_hu))
+        return [(name, cy + oy, cx + ox, ay, ax, hu) for name, cy, cx, ay, ax, hu in rows]
 
-    def inside_tissue(self, y_mm, x_mm):
-        """True where (y, x) lies in soft tissue of the body (not lung, spine or ring)."""
+    def ellipses(self):
+        """Painter's list of (cy, cx, semi_y, semi_x, hu) rows in mm / HU."""
+        return [row[1:] for row in self._regions()]
+
+    def _label(self, y_mm, x_mm):
+        """Index into :meth:`_regions` of the region painted at (y, x); -1 outside."""
         y = np.asarray(y_mm, dtype=float)
         x = np.asarray(x_mm, dtype=float)
-        val = np.full(np.broadcast(y, x).shape, np.nan)
-        for cy, cx, ay, ax, hu in self.ellipses():
-            val = np.where(((y - cy) / ay) ** 2 + ((x - cx) / ax) ** 2 <= 1.0, hu, val)
-        ins = ((y / (self.height_mm / 2)) ** 2 + (x / (self.width_mm / 2)) ** 2) <= 1.0
-        return ins & (val == self.tissue_hu)
+        lab = np.full(np.broadcast(y, x).shape, -1)
+        for k, (_, cy, cx, ay, ax, _) in enumerate(self._regions()):
+            lab = np.where(((y - cy) / ay) ** 2 + ((x - cx) / ax) ** 2 <= 1.0, k, lab)
+        return lab
+
+    def inside_tissue(self, y_mm, x_mm):
+        """True where (y, x) lies in soft tissue of the body or in its insert (not lung,
+        spine, ring or air)."""
+        names = [row[0] for row in self._regions()]
+        ok = np.array([n in ("tissue", "insert") for n in names] + [False])
+        return ok[self._label(y_mm, x_mm)]
+
+    def region_hu(self, y_mm, x_mm, *, air_hu=TISSUE_HU["air"]):
+        """CT number (HU) of the region painted at (y, x), without partial volume or rods.
+
+        Parameters
+        ----------
+        y_mm, x_mm : array_like
+            Points in mm (broadcast together).
+        air_hu : float
+            Value outside the body.
+
+        Returns
+        -------
+        ndarray of float
+        """
+        hus = np.array([row[-1] for row in self._regions()] + [float(air_hu)])
+        return hus[self._label(y_mm, x_mm)]
 
 
 @dataclasses.dataclass(frozen=True)
 class Rod:
-    """A z-invariant calibration rod (cylinder along z).
+    """A calibration rod: a cylinder along z, through the whole scan or one axial section.
 
     Parameters
     ----------
@@ -116,17 +206,23 @@ class Rod:
         matrix, 0 HU at 0 mg/cm3). Default 0 (a water rod).
     hu : float, optional
         Fixed CT number, overriding the density.
+    z_range_mm : (float, float) or None, optional
+        Axial section (z_lo, z_hi) in mm that the rod fills; None (default): the rod
+        runs along z through the whole scan.
 
     Examples
     --------
     >>> round(Rod((0, 50), 5.0, density_mg_cm3=200).hu_at(120), 1)
     251.8
+    >>> Rod((0, 0), 10.0, z_range_mm=(30, 45)).z_range_mm
+    (30.0, 45.0)
     """
 
     centre_yx_mm: tuple
     radius_mm: float
     density_mg_cm3: float = 0.0
     hu: float = None
+    z_range_mm: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "centre_yx_mm",
@@ -137,12 +233,17 @@ class Rod:
             "density_mg_cm3", self.density_mg_cm3, unit="mg HA/cm3"))
         if self.hu is not None:
             object.__setattr__(self, "hu", finite_real("hu", self.hu, unit="HU"))
+        if self.z_range_mm is not None:
+            object.__setattr__(self, "z_range_mm", interval(
+                "z_range_mm", self.z_range_mm, ends=("z_lo_mm", "z_hi_mm"),
+                example="(30.0, 45.0), or None for a rod through the whole scan"))
 
-    def hu_at(self, kvp):
-        """CT number of the rod at a tube voltage."""
+    def hu_at(self, kvp, hu_per_mg_ha=None):
+        """CT number of the rod at a tube voltage (``hu_per_mg_ha``: the scanner's own
+        HU per mg HA/cm3 instead of the kVp table, see ``materials.density_to_hu``)."""
         if self.hu is not None:
             return self.hu
-        return density_to_hu(self.density_mg_cm3, kvp)
+        return density_to_hu(self.density_mg_cm3, kvp, hu_per_mg_ha=hu_per_mg_ha)
 
 
 @numba.njit(**JIT)
@@ -210,7 +311,7 @@ def _render_ellipses(ell, yc, xc, py, px, nsub, air):
 
 
 def render_cross_section(body, rods=(), *, y_mm, x_mm, kvp=120.0, nsub=4,
-                         offset_yx_mm=(0.0, 0.0), air_hu=TISSUE_HU["air"]):
+                         offset_yx_mm=(0.0, 0.0), air_hu=TISSUE_HU["air"], hu_per_mg_ha=None):
     """Render the body and rods as a 2D HU map with in-plane partial volume.
 
     Parameters
@@ -218,7 +319,9 @@ def render_cross_section(body, rods=(), *, y_mm, x_mm, kvp=120.0, nsub=4,
     body : ThoraxBody or None
         The body; ``None`` renders air plus rods.
     rods : sequence of Rod
-        Calibration rods, painted over the body.
+        Calibration rods, painted over the body in order (whatever their
+        ``z_range_mm``: this is one cross-section; the simulator picks the rods
+        of each slice).
     y_mm, x_mm : 1D array_like
         Uniformly spaced pixel centres in mm.
     kvp : float
@@ -229,6 +332,8 @@ def render_cross_section(body, rods=(), *, y_mm, x_mm, kvp=120.0, nsub=4,
         Shift of the whole cross-section (repositioning).
     air_hu : float
         CT number outside the body.
+    hu_per_mg_ha : float, optional
+        HU per mg HA/cm3 of rods given by density, instead of the kVp table.
 
     Returns
     -------
@@ -260,7 +365,7 @@ def render_cross_section(body, rods=(), *, y_mm, x_mm, kvp=120.0, nsub=4,
     nsub = positive_int("nsub", nsub)
     rows = list(body.ellipses()) if body is not None else []
     for r in rods:
-        rows.append((*r.centre_yx_mm, r.radius_mm, r.radius_mm, r.hu_at(kvp)))
+        rows.append((*r.centre_yx_mm, r.radius_mm, r.radius_mm, r.hu_at(kvp, hu_per_mg_ha)))
     ell = np.array(rows, dtype=float).reshape(-1, 5)
     oy, ox = (float(v) for v in offset_yx_mm)
     ell[:, 0] += oy

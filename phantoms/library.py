@@ -20,7 +20,7 @@ from phantoms._library_patients import (
     lesion_population,
     virtual_patient,
 )
-from phantoms._validate import boolean, interval, one_of, real_in_range
+from phantoms._validate import boolean, finite_real, interval, one_of, real_in_range, vector
 from phantoms.motion import check_heart_rate
 
 __all__ = [
@@ -57,12 +57,21 @@ CCI_REFERENCE_NAMES = {
 _CCI_RADIUS_LARGE_MM = 37.5      # large inserts on a circle; medium and small 12.5 / 25 mm inwards
 _CCI_STEP_MM = 12.5              # radial step large -> medium -> small (FQM source code)
 _CCI_SPOKE_ANGLES_DEG = {"hd": 90.0, "md": 210.0, "ld": 330.0}   # one spoke per density
-_CCI_ROD_RADIUS_MM = 5.0         # 10 mm diameter calibration rods (the real ones: 20 mm)
-_CCI_ROD_DISTANCE_MM = 20.0      # rods placed between the spokes (in-plane; see docs)
-_CCI_ROD_ANGLES_DEG = {"ha200": 150.0, "water": 30.0}
 _CCI_STACK_SPACING_MM = 12.0     # insert_layout="stacked": one axial plane per density group
+# geometry="compact" (the earlier replica): z-invariant 10 mm rods in the insert plane
+_CCI_ROD_RADIUS_MM = 5.0
+_CCI_ROD_DISTANCE_MM = 20.0      # rods placed between the spokes
+_CCI_ROD_ANGLES_DEG = {"ha200": 150.0, "water": 30.0}
+# geometry="physical" (measured on a real scan of the phantom, see docs/phantoms.md)
+_CCI_INSERT_DIAMETER_MM = 100.0
+_CCI_PHYSICAL_ROD_RADIUS_MM = 10.0         # 20 mm rods
+_CCI_PHYSICAL_ROD_Z_MM = (30.0, 45.0)      # their own axial section
+_CCI_PHYSICAL_WATER_ROD_MM = 25.0          # water rod centre from the HA rod (assumed)
+_CCI_PHYSICAL_WATER_ROD_ANGLE_DEG = 30.0   # between the HD and LD spokes (assumed)
+_CCI_Z_EXTENT_MM = {"physical": (-16.5, 49.5), "compact": (-16.5, 16.5)}
 
 _CCI_LAYOUTS = ("qrm", "stacked")
+_CCI_GEOMETRIES = ("physical", "compact")
 
 
 def _yx_on_circle(radius_mm, angle_deg):
@@ -71,8 +80,28 @@ def _yx_on_circle(radius_mm, angle_deg):
     return (-radius_mm * math.sin(a), radius_mm * math.cos(a))
 
 
-def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layout="qrm",
-                calibration_rods=True):
+def _cci_rods(geometry, rotation_deg, centre):
+    """The 200 mg HA/cm3 and the water rod of a CCI geometry, rotated and moved."""
+    from phantoms.body import Rod
+
+    def at(radius, angle):
+        y, x = _yx_on_circle(radius, angle + rotation_deg)
+        return (y + centre[0], x + centre[1])
+
+    if geometry == "compact":
+        return (Rod(at(_CCI_ROD_DISTANCE_MM, _CCI_ROD_ANGLES_DEG["ha200"]), _CCI_ROD_RADIUS_MM,
+                    density_mg_cm3=200.0),
+                Rod(at(_CCI_ROD_DISTANCE_MM, _CCI_ROD_ANGLES_DEG["water"]), _CCI_ROD_RADIUS_MM,
+                    density_mg_cm3=0.0, hu=0.0))
+    r, z = _CCI_PHYSICAL_ROD_RADIUS_MM, _CCI_PHYSICAL_ROD_Z_MM
+    return (Rod(at(0.0, 0.0), r, density_mg_cm3=200.0, z_range_mm=z),
+            Rod(at(_CCI_PHYSICAL_WATER_ROD_MM, _CCI_PHYSICAL_WATER_ROD_ANGLE_DEG), r,
+                density_mg_cm3=0.0, hu=0.0, z_range_mm=z))
+
+
+def cci_phantom(*, extension_ring=False, z_extent_mm=None, insert_layout="qrm",
+                calibration_rods=True, geometry="physical", rotation_deg=0.0,
+                centre_yx_mm=(0.0, 0.0), insert_hu=75.0):
     """Replica of the QRM cardiac calcification insert (CCI) in the thorax phantom.
 
     Nine hydroxyapatite cylinders with diameter = length = 1, 3 and 5 mm at 200, 400 and
@@ -84,10 +113,14 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
     ----------
     extension_ring : bool, default False
         Add the extension ring (body 400 x 300 mm, a "large patient").
-    z_extent_mm : (float, float), default (-16.5, 16.5)
-        Axial extent of the phantom in mm; the insert plane is at z = 0. The default
-        gives eleven contiguous 3 mm slices with one centred on the insert plane
-        (:func:`phantoms.repeat` then moves the phantom by a random sub-slice shift).
+    z_extent_mm : (float, float) or None, default None
+        Axial extent of the phantom in mm; the insert plane is at z = 0. None:
+        (-16.5, 49.5) for ``geometry="physical"`` (twenty-two contiguous 3 mm slices,
+        one centred on the insert plane, and the rods' section z = 30 to 45 mm),
+        (-16.5, 16.5) for ``"compact"`` (eleven slices). :func:`phantoms.repeat` then
+        moves the phantom by a random sub-slice shift. An extent that leaves out
+        z = 30 to 45 mm scans the inserts only: the physical rods are then not in the
+        scan (and :func:`pvcalc.calibration.rod_calibration` says so).
     insert_layout : {"qrm", "stacked"}, default "qrm"
         ``"qrm"``: all nine inserts in the plane z = 0, one radial spoke per density
         (large outermost at 37.5 mm, medium at 25 mm, small at 12.5 mm from the
@@ -96,8 +129,26 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
         axial plane (HD at z = +12 mm, MD at 0, LD at -12 mm), for studies that want
         the groups separated along z.
     calibration_rods : bool, default True
-        Include the two z-invariant calibration rods (10 mm diameter, 20 mm from the
-        centre between the spokes): 200 mg HA/cm3 and water-equivalent (0 HU).
+        Include the two calibration rods, 200 mg HA/cm3 and water-equivalent (0 HU):
+        see ``geometry``.
+    geometry : {"physical", "compact"}, default "physical"
+        ``"physical"``: as measured on a real scan of the phantom. A 100 mm insert
+        cylinder of ``insert_hu`` at the body centre; rods of 20 mm diameter in their
+        own axial section, z = 30 to 45 mm: the HA rod on the insert's axis, the water
+        rod 25 mm from it between the HD and LD spokes.
+        ``"compact"``: the earlier replica (the same scans for the same seed): inserts
+        in the body's 40 HU tissue, two z-invariant rods of 10 mm diameter in the insert
+        plane, 20 mm from the centre between the spokes.
+    rotation_deg : float, default 0.0
+        Rotation of the spokes and of the rods' arrangement about the insert axis, in
+        degrees, counter-clockwise as displayed (y down); 0: the HD spoke points
+        anterior. Real scans show the insert at any angle.
+    centre_yx_mm : 2 floats, default (0, 0)
+        In-plane position (y, x) of the phantom's centre in mm: the body, its insert,
+        the rods and the inserts all move by it (real scans: off-centre by tens of mm).
+    insert_hu : float, default 75.0
+        CT number of the insert cylinder (``geometry="physical"``; a real 120 kVp scan
+        read 70-80 HU). The compact replica has no insert cylinder.
 
     Returns
     -------
@@ -105,18 +156,25 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
         Lesions named ``"large_hd"``, ``"medium_md"``, ``"small_ld"``, ... (size then
         density); :data:`CCI_REFERENCE_NAMES` maps them to the reference table's
         ``insert`` column (``"Large_HD"`` ...). Rods in ``phantom.rods`` in the order
-        200 mg HA/cm3, water.
+        200 mg HA/cm3, water. The lesions' true centres (rotation and offset included)
+        are in the truth of every scan; the body records ``centre_yx_mm`` and, with the
+        physical geometry, ``insert_rotation_deg`` (scan attributes
+        ``insert_centre_*_mm``, ``insert_rotation_deg``).
 
     Notes
     -----
     True volume of a cylinder with d = L: V = pi d^3 / 4, i.e. 0.785, 21.21 and
     98.17 mm3; true mass m = density x V / 1000 (mg), 0.157 to 78.5 mg.
 
-    The real insert keeps its calibration rods (20 mm diameter) in a separate axial
-    plane about 30 mm from the insert plane; the simulator's rods are z-invariant, so
-    here they are 10 mm wide and sit in the insert plane between the spokes, 20 mm from
-    the centre and at least 10 mm from any insert. A scoring ROI must therefore exclude
-    ``phantom.rods``. The insert material is the body's soft tissue (40 HU).
+    Physical geometry, measured on a real 120 kVp scan of the phantom: the 100 mm
+    insert, its 70-80 HU body, the three spokes 120 degrees apart with the 5 mm inserts
+    at about 37.5 mm, the rods' own axial section about 30-45 mm from the insert plane,
+    the 20 mm HA rod on the insert axis and the water rod beside it. Assumed: the
+    section's exact ends (30 and 45 mm), the water rod's distance (25 mm) and
+    direction, and the rods' material: the HA rod reads the materials table's
+    k(kVp) x 200 mg/cm3 above 0 HU (252 HU at 120 kVp; real scanners read about
+    310 HU) and the water rod 0 HU (real: 30-50 HU). The compact replica keeps its
+    rods in the insert plane, so a scoring ROI must exclude ``phantom.rods`` there.
 
     References
     ----------
@@ -135,14 +193,30 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
     ['large_hd', 'medium_hd', 'small_hd']
     >>> round(p.lesions[0].shape.volume_mm3, 2)
     98.17
+    >>> p.z_extent_mm, p.rods[0].radius_mm, p.rods[0].z_range_mm
+    ((-16.5, 49.5), 10.0, (30.0, 45.0))
+    >>> q = cci_phantom(rotation_deg=90.0, centre_yx_mm=(10.0, -20.0))
+    >>> [round(v, 6) + 0.0 for v in q.lesions[0].shape.centre_mm]   # large_hd, was (0, -37.5, 0)
+    [0.0, 10.0, -57.5]
     """
-    from phantoms.body import Rod, ThoraxBody
+    from phantoms.body import ThoraxBody
     from phantoms.phantom import Lesion, Phantom
     from phantoms.shapes import Cylinder
 
     boolean("extension_ring", extension_ring)
     boolean("calibration_rods", calibration_rods)
     one_of("insert_layout", insert_layout, _CCI_LAYOUTS)
+    one_of("geometry", geometry, _CCI_GEOMETRIES)
+    rotation = finite_real("rotation_deg", rotation_deg, unit="degrees")
+    centre = vector("centre_yx_mm", centre_yx_mm, axes=("y", "x"))
+    insert_hu = finite_real("insert_hu", insert_hu, unit="HU")
+    if geometry == "compact" and insert_hu != 75.0:
+        raise ValueError(
+            f"insert_hu={insert_hu} applies to geometry='physical' only: the compact replica "
+            "has no insert cylinder (its inserts sit in the body's 40 HU tissue); use "
+            "geometry='physical' or leave insert_hu out")
+    if z_extent_mm is None:
+        z_extent_mm = _CCI_Z_EXTENT_MM[geometry]
     z_lo, z_hi = interval("z_extent_mm", z_extent_mm)
 
     lesions = []
@@ -150,7 +224,7 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
         size, dens = name.split("_")
         k = {"large": 0, "medium": 1, "small": 2}[size]
         y, x = _yx_on_circle(_CCI_RADIUS_LARGE_MM - k * _CCI_STEP_MM,
-                             _CCI_SPOKE_ANGLES_DEG[dens])
+                             _CCI_SPOKE_ANGLES_DEG[dens] + rotation)
         z = 0.0
         if insert_layout == "stacked":
             z = {"hd": 1.0, "md": 0.0, "ld": -1.0}[dens] * _CCI_STACK_SPACING_MM
@@ -158,19 +232,18 @@ def cci_phantom(*, extension_ring=False, z_extent_mm=(-16.5, 16.5), insert_layou
             raise ValueError(
                 f"z_extent_mm=({z_lo}, {z_hi}) does not contain insert {name!r} "
                 f"(z from {z - diameter / 2} to {z + diameter / 2} mm); widen it, e.g. "
-                "z_extent_mm=(-20.0, 20.0)")
-        shape = Cylinder((z, y, x), diameter / 2.0, diameter, axis=(1.0, 0.0, 0.0))
+                f"z_extent_mm={_CCI_Z_EXTENT_MM[geometry]}")
+        shape = Cylinder((z, y + centre[0], x + centre[1]), diameter / 2.0, diameter,
+                         axis=(1.0, 0.0, 0.0))
         lesions.append(Lesion(shape, density, name=name))
 
-    rods = ()
-    if calibration_rods:
-        rods = (
-            Rod(_yx_on_circle(_CCI_ROD_DISTANCE_MM, _CCI_ROD_ANGLES_DEG["ha200"]),
-                _CCI_ROD_RADIUS_MM, density_mg_cm3=200.0),
-            Rod(_yx_on_circle(_CCI_ROD_DISTANCE_MM, _CCI_ROD_ANGLES_DEG["water"]),
-                _CCI_ROD_RADIUS_MM, density_mg_cm3=0.0, hu=0.0),
-        )
-    body = ThoraxBody(extension_ring=bool(extension_ring))
+    rods = _cci_rods(geometry, rotation, centre) if calibration_rods else ()
+    if geometry == "physical":
+        body = ThoraxBody(extension_ring=bool(extension_ring),
+                          insert_diameter_mm=_CCI_INSERT_DIAMETER_MM, insert_hu=insert_hu,
+                          centre_yx_mm=centre, insert_rotation_deg=rotation)
+    else:
+        body = ThoraxBody(extension_ring=bool(extension_ring), centre_yx_mm=centre)
     name = "cci_large" if extension_ring else "cci"
     return Phantom(body, tuple(lesions), rods=rods, z_extent_mm=(z_lo, z_hi), name=name)
 

@@ -2,7 +2,11 @@
 
 One table, :data:`HA_HU_PER_MG_CM3`, holds the slope k(kVp) in HU per mg HA/cm3
 of calcium hydroxyapatite above a water-equivalent matrix. Everything else in
-the simulator that turns a density into HU goes through :func:`hu_per_mg_cm3`.
+the simulator that turns a density into HU goes through :func:`hu_per_mg_cm3`,
+unless the protocol gives one scanner's own factor (``Protocol.hu_per_mg_ha``,
+measured on its rods as (HA rod HU - water rod HU) / rod density); that factor
+then replaces the table for every calcium-bearing material of the scan (lesions
+and HA rods alike, :func:`density_to_hu`).
 
 How the table was built (both sources are measured values, not a model):
 
@@ -38,6 +42,9 @@ References
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 #: Mean calibration factor c_HA (mg HA cm^-3 per HU) at 120 kVp: unweighted mean
@@ -69,6 +76,12 @@ TISSUE_HU = {
 
 KVP_RANGE = (70.0, 140.0)
 
+#: Accepted range of a given HU per mg HA/cm3 (``Protocol.hu_per_mg_ha``): a wide
+#: bracket around the table's 1.15-2.0 (140-70 kVp) and the 1.12-1.39 that the four
+#: scanners' calibration factors give at 120 kVp; outside it a value is a unit mistake
+#: (e.g. mg per HU given instead of HU per mg).
+HU_PER_MG_HA_RANGE = (0.5, 3.0)
+
 
 def _check_kvp(kvp):
     try:
@@ -80,6 +93,22 @@ def _check_kvp(kvp):
             f"kvp must lie in {KVP_RANGE[0]:g}-{KVP_RANGE[1]:g} kV (the range of the "
             f"HA table), got {kvp!r}; use a tube voltage within the table")
     return kv
+
+
+def _check_hu_per_mg_ha(value, name="hu_per_mg_ha"):
+    """A given HU per mg HA/cm3 as a float in :data:`HU_PER_MG_HA_RANGE`."""
+    lo, hi = HU_PER_MG_HA_RANGE
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in HU per mg HA/cm3 (e.g. 1.35), got "
+                        f"{type(value).__name__} {value!r}; or None for the kVp table")
+    v = float(value)
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise ValueError(
+            f"{name} must be a finite number in [{lo}, {hi}] HU per mg HA/cm3, got {value!r}; "
+            "measure it as (HA rod HU - water rod HU) / rod density, e.g. (310 - 40) / 200 = "
+            "1.35 (its inverse, c_HA in mg cm^-3 HU^-1, is about 0.7-0.9), or pass None for "
+            "the kVp table")
+    return v
 
 
 def hu_per_mg_cm3(kvp):
@@ -114,7 +143,7 @@ def hu_per_mg_cm3(kvp):
     return float(out) if out.ndim == 0 else out
 
 
-def density_to_hu(density_mg_cm3, kvp, *, matrix_hu=0.0):
+def density_to_hu(density_mg_cm3, kvp, *, matrix_hu=0.0, hu_per_mg_ha=None):
     """CT number of hydroxyapatite at a density, embedded in a matrix.
 
     Parameters
@@ -125,11 +154,16 @@ def density_to_hu(density_mg_cm3, kvp, *, matrix_hu=0.0):
         Tube voltage in kV (70-140).
     matrix_hu : float, optional
         CT number of the surrounding (displaced) material, default 0 (water).
+    hu_per_mg_ha : float, optional
+        HU per mg HA/cm3 of one scanner (in :data:`HU_PER_MG_HA_RANGE`), e.g.
+        measured on its calibration rods; overrides the kVp table. Default
+        ``None``: :func:`hu_per_mg_cm3` of ``kvp``.
 
     Returns
     -------
     hu : float or ndarray
-        ``matrix_hu + hu_per_mg_cm3(kvp) * density_mg_cm3``.
+        ``matrix_hu + k * density_mg_cm3`` with ``k = hu_per_mg_ha`` or
+        ``hu_per_mg_cm3(kvp)``.
 
     Examples
     --------
@@ -137,6 +171,8 @@ def density_to_hu(density_mg_cm3, kvp, *, matrix_hu=0.0):
     251.8
     >>> round(density_to_hu(200.0, 120.0, matrix_hu=40.0), 1)
     291.8
+    >>> round(density_to_hu(200.0, 120.0, hu_per_mg_ha=1.35), 1)
+    270.0
     """
     try:
         rho = np.asarray(density_mg_cm3, dtype=float)
@@ -148,5 +184,10 @@ def density_to_hu(density_mg_cm3, kvp, *, matrix_hu=0.0):
                          f"{density_mg_cm3!r}")
     if not np.isfinite(matrix_hu):
         raise ValueError(f"matrix_hu must be a finite HU value, got {matrix_hu!r}")
-    out = float(matrix_hu) + hu_per_mg_cm3(kvp) * rho
+    if hu_per_mg_ha is None:
+        k = hu_per_mg_cm3(kvp)
+    else:
+        _check_kvp(kvp)
+        k = _check_hu_per_mg_ha(hu_per_mg_ha)
+    out = float(matrix_hu) + k * rho
     return float(out) if np.ndim(out) == 0 else out

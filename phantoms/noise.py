@@ -9,6 +9,9 @@
   ``exp(-4 pi^2 sigma^2 f^2)``, the radial NPS peaks at
   ``f_p = 1 / (2 sqrt(2) pi sigma) = 0.2650 / FWHM`` (0.20 cycles/mm for a
   1.3 mm soft kernel). A given ``nps_peak_freq_per_mm`` sets ``f_p`` directly.
+  A measured shape ``protocol.nps_radial`` (pairs (f, NPS)) replaces the whole
+  in-plane factor: ``NPS_xy(f_r)`` is the table, linear between its points, its
+  first value below its first frequency and 0 beyond its last.
 - along z: ``S_z`` is the discrete spectrum of the slice sensitivity profile's
   autocorrelation ``R(d) = int s(u) s(u + d) du`` sampled at the increment, i.e.
   the correlation of slices k and k + m is ``R(m * inc) / R(0)`` (noise white
@@ -91,19 +94,60 @@ def _autocorrelation_table(thickness_mm, profile):
     return grid, full[mid:]
 
 
+def radial_nps(freq_per_mm, table):
+    """A radial NPS table evaluated at radial frequencies (cycles/mm).
+
+    Linear between the table's points, its first value below its first
+    frequency, 0 beyond its last; values divided by the table's largest.
+
+    Parameters
+    ----------
+    freq_per_mm : array_like of float
+        Radial spatial frequencies (cycles/mm).
+    table : sequence of (float, float)
+        (frequency_per_mm, relative_nps) pairs with increasing frequencies, as
+        ``Protocol.nps_radial`` holds them.
+
+    Returns
+    -------
+    ndarray of float64
+        Relative NPS at ``freq_per_mm``, in [0, 1].
+
+    Examples
+    --------
+    >>> t = ((0.0, 0.0), (0.2, 2.0), (0.6, 1.0))
+    >>> radial_nps([0.1, 0.2, 0.4, 0.6, 0.7], t).tolist()
+    [0.5, 1.0, 0.75, 0.5, 0.0]
+    """
+    f, v = (np.asarray(c, dtype=np.float64) for c in zip(*table))
+    return np.interp(np.asarray(freq_per_mm, dtype=np.float64), f, v / v.max(), right=0.0)
+
+
 @functools.lru_cache(maxsize=256)
-def _filters(shape, pixel_mm, increment_mm, thickness_mm, profile, peak_per_mm):
-    """(hz, hxy, norm2): amplitude filters and the full-spectrum sum of their squares."""
+def _filters(shape, pixel_mm, increment_mm, thickness_mm, profile, peak_per_mm, table=None):
+    """(hz, hxy, norm2): amplitude filters and the full-spectrum sum of their squares.
+
+    ``table``: the protocol's ``nps_radial`` (replaces the parametric in-plane shape).
+    """
     nz, ny, nx = shape
     fy = np.fft.fftfreq(ny, d=pixel_mm)
     fx = np.fft.rfftfreq(nx, d=pixel_mm)
     fr = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
-    nps_xy = fr * np.exp(-fr ** 2 / (2.0 * peak_per_mm ** 2))
+    if table is None:
+        nps_xy = fr * np.exp(-fr ** 2 / (2.0 * peak_per_mm ** 2))
+    else:
+        nps_xy = radial_nps(fr, table)
     weight = np.full(fx.size, 2.0)
     weight[0] = 1.0
     if nx % 2 == 0:
         weight[-1] = 1.0
     sum_xy = float((nps_xy * weight[None, :]).sum())
+    if not sum_xy > 0.0:
+        raise ValueError(
+            f"protocol.nps_radial has no power at the in-plane frequencies of a {ny} x {nx} "
+            f"grid of {pixel_mm:g} mm pixels (0 to {float(fr.max()):.4g} cycles/mm in steps of "
+            f"about {1.0 / (max(ny, nx) * pixel_mm):.3g}); use a larger patch or a table "
+            "with power between those frequencies")
     if nz == 1:
         sz = np.ones(1)
     else:
@@ -156,7 +200,7 @@ def _protocol_key(protocol):
         raise TypeError(f"protocol must be a phantoms.Protocol (e.g. "
                         f"get_protocol('calcium_scoring')), got {type(protocol).__name__}")
     return (protocol.pixel_mm, protocol.increment_mm, protocol.slice_thickness_mm,
-            protocol.slice_profile, protocol.nps_peak_per_mm)
+            protocol.slice_profile, protocol.nps_peak_per_mm, protocol.nps_radial)
 
 
 def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
@@ -168,7 +212,8 @@ def noise_field(shape, protocol, *, seed, stream=0, out=None, accumulate=False):
         (Z, Y, X), or (Y, X) for one slice.
     protocol : phantoms.Protocol
         Uses ``noise_sd_hu``, ``pixel_mm``, ``increment_mm``,
-        ``slice_thickness_mm``, ``slice_profile`` and ``nps_peak_per_mm``.
+        ``slice_thickness_mm``, ``slice_profile`` and ``nps_radial`` (a measured
+        in-plane shape) or else ``nps_peak_per_mm``.
     seed : int
         64-bit seed of the counter-based generator; same seed, same bytes
         (whatever the thread count).

@@ -5,8 +5,10 @@ A :class:`Phantom` is a body, calibration rods and lesions, plus the z range to
 scan. Validation (at construction):
 
 * every lesion (its bounding box in-plane, at its nominal position) lies in the
-  soft tissue of the body (not lung, spine, extension ring or air) and does not
-  touch a rod;
+  soft tissue of the body or its insert (not lung, spine, extension ring or air)
+  and does not touch a rod whose axial section (all of z by default) reaches it;
+* rods limited to an axial section do not overlap another rod in-plane where
+  both are present along z;
 * the lesions' bounding boxes lie inside ``z_extent_mm``;
 * lesions do not overlap: bounding boxes are disjoint, or where two boxes
   intersect, no point of a 0.1 mm grid over the intersection lies in both
@@ -196,6 +198,24 @@ class Phantom:
                     "whose rate times the scan; give every CardiacMotion the same "
                     "heart_rate_bpm (e.g. dataclasses.replace(motion, heart_rate_bpm=...))")
 
+    def _validate_rods(self):
+        # a rod limited to an axial section is added to the background as its own
+        # difference map, so it may not overlap another rod where both are present
+        for i, a in enumerate(self.rods):
+            for j in range(i + 1, len(self.rods)):
+                b = self.rods[j]
+                if a.z_range_mm is None and b.z_range_mm is None:
+                    continue
+                za = a.z_range_mm or (-math.inf, math.inf)
+                zb = b.z_range_mm or (-math.inf, math.inf)
+                d = math.hypot(a.centre_yx_mm[0] - b.centre_yx_mm[0],
+                               a.centre_yx_mm[1] - b.centre_yx_mm[1])
+                if za[0] < zb[1] and zb[0] < za[1] and d < a.radius_mm + b.radius_mm:
+                    raise ValueError(
+                        f"rods[{i}] and rods[{j}] overlap (centres {d:.2f} mm apart, radii "
+                        f"{a.radius_mm} and {b.radius_mm} mm) where both are present along z; "
+                        "move one of them or give them disjoint z_range_mm")
+
     def _validate_geometry(self):
         z0, z1 = self.z_extent_mm
         for i, l in enumerate(self.lesions):
@@ -213,11 +233,15 @@ class Phantom:
                     f"{hi[2]:.1f} mm) is not inside the soft tissue of the body; move it "
                     "away from the lungs, spine and the body's edge")
             for k, r in enumerate(self.rods):
+                if r.z_range_mm is not None and not (r.z_range_mm[0] < hi[0]
+                                                     and lo[0] < r.z_range_mm[1]):
+                    continue                # the rod's axial section misses the lesion
                 cy, cx = r.centre_yx_mm
                 ny = min(max(cy, lo[1]), hi[1])
                 nx = min(max(cx, lo[2]), hi[2])
                 if (ny - cy) ** 2 + (nx - cx) ** 2 < r.radius_mm ** 2:
                     raise ValueError(f"{label} touches rods[{k}]; move one of them")
+        self._validate_rods()
         for i, a in enumerate(self.lesions):
             for j in range(i + 1, len(self.lesions)):
                 if _shapes_overlap(a.shape, self.lesions[j].shape):

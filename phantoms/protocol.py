@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
 import types
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phantoms._validate import boolean, integer_in_range, one_of, real_in_range
+from phantoms.materials import _check_hu_per_mg_ha, hu_per_mg_cm3
 from phantoms.psf import FWHM_PER_SIGMA, MTF50_TIMES_FWHM, NPS_PEAK_TIMES_FWHM
 
 #: Reference point of the dose model (see :func:`noise_sd_from_mas`).
@@ -88,6 +90,21 @@ class Protocol:
     collimation_mm : float
         Total beam collimation along z (e.g. 64 x 0.625 = 40 mm), for the
         helical table speed ``pitch * collimation_mm / rotation_time_s``.
+    hu_per_mg_ha : float or None
+        HU per mg HA/cm3 of this scanner, 0.5-3.0, e.g. measured on its rods as
+        (HA rod HU - water rod HU) / rod density. Used for every calcium-bearing
+        material of the scan (lesions and HA rods). ``None``: the kVp table,
+        ``phantoms.hu_per_mg_cm3(kvp)`` (1.259 at 120 kVp). The value used is
+        :attr:`ha_hu_per_mg`.
+    nps_radial : sequence of (float, float) pairs or None
+        A measured in-plane NPS shape: (frequency in cycles/mm, relative NPS)
+        pairs, at least 3, frequencies increasing from >= 0 up to at most the
+        pixel grid's corner ``sqrt(2) * 0.5 / pixel_mm``, values >= 0 with one
+        > 0 below the Nyquist frequency ``0.5 / pixel_mm``. Only the shape counts
+        (the noise SD stays ``noise_sd_hu``); linear between the points, the first
+        value below the first frequency, 0 beyond the last. Replaces the
+        parametric ``f exp(-f^2 / (2 f_p^2))`` (so not with
+        ``nps_peak_freq_per_mm``); stored as a tuple of 2-tuples of floats.
 
     Examples
     --------
@@ -113,6 +130,8 @@ class Protocol:
     rotation_time_s: float = 0.28
     pitch: float = 1.0
     collimation_mm: float = 40.0
+    hu_per_mg_ha: float | None = None
+    nps_radial: tuple | None = None
 
     def __new__(cls, *args, **fields):
         if "heart_rate_bpm" in fields:
@@ -156,6 +175,16 @@ class Protocol:
         set_("pitch", real_in_range("pitch", self.pitch, 0.1, 3.5))
         set_("collimation_mm", real_in_range("collimation_mm", self.collimation_mm, 0.5, 200.0,
                                        unit="mm"))
+        if self.hu_per_mg_ha is not None:
+            set_("hu_per_mg_ha", _check_hu_per_mg_ha(self.hu_per_mg_ha))
+        if self.nps_radial is not None:
+            if self.nps_peak_freq_per_mm is not None:
+                raise ValueError(
+                    "give nps_radial (a measured NPS shape) or nps_peak_freq_per_mm (the peak "
+                    f"of the parametric shape), not both; got nps_peak_freq_per_mm="
+                    f"{self.nps_peak_freq_per_mm!r}: pass nps_peak_freq_per_mm=None, or "
+                    "nps_radial=None for the parametric shape")
+            set_("nps_radial", _nps_table("nps_radial", self.nps_radial, self.pixel_mm))
 
     # -- derived quantities -------------------------------------------------
     @property
@@ -170,10 +199,21 @@ class Protocol:
 
     @property
     def nps_peak_per_mm(self) -> float:
-        """NPS peak frequency actually used: the given one or 0.2650 / FWHM (cycles/mm)."""
+        """NPS peak frequency actually used (cycles/mm): the given one, the frequency of
+        the largest value of ``nps_radial`` (the first if tied), or 0.2650 / FWHM."""
+        if self.nps_radial is not None:
+            f, v = zip(*self.nps_radial)
+            return f[int(np.argmax(v))]
         if self.nps_peak_freq_per_mm is not None:
             return self.nps_peak_freq_per_mm
         return NPS_PEAK_TIMES_FWHM / self.psf_fwhm_mm
+
+    @property
+    def ha_hu_per_mg(self) -> float:
+        """HU per mg HA/cm3 actually used: ``hu_per_mg_ha`` or the kVp table's value."""
+        if self.hu_per_mg_ha is not None:
+            return self.hu_per_mg_ha
+        return hu_per_mg_cm3(self.kvp)
 
     @property
     def field_of_view_mm(self) -> float:
@@ -217,15 +257,23 @@ class Protocol:
 
         Contains ``protocol`` (the name), ``kernel``, ``kvp``,
         ``slice_thickness_mm``, ``psf_fwhm_mm``, ``noise_sd_hu`` and the other
-        fields under their own names.
+        fields under their own names, except: ``hu_per_mg_ha`` is always the
+        value used (:attr:`ha_hu_per_mg`), with ``hu_per_mg_ha_source``
+        ``"protocol"`` (given) or ``"kvp_table"``; ``nps_radial`` (when given) is
+        the JSON text of its pairs, ``[[f, v], ...]`` (exact floats;
+        ``Protocol(nps_radial=json.loads(text))`` gives the table back).
         """
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if v is None:
                 continue
+            if f.name == "nps_radial":
+                v = json.dumps([list(pair) for pair in v])
             out["protocol" if f.name == "name" else f.name] = int(v) if isinstance(v, bool) else v
         out["increment_mm"] = self.increment_mm
+        out["hu_per_mg_ha"] = self.ha_hu_per_mg
+        out["hu_per_mg_ha_source"] = "kvp_table" if self.hu_per_mg_ha is None else "protocol"
         return out
 
     def with_dose(self, mas, *, effective_diameter_mm=None, width_mm=None,
@@ -260,6 +308,58 @@ class Protocol:
             raise TypeError("give either mtf50_per_mm or psf_fwhm_mm, not both")
         m = real_in_range("mtf50_per_mm", mtf50_per_mm, 0.0, 5.0, lo_open=True, unit="cycles/mm")
         return cls(psf_fwhm_mm=MTF50_TIMES_FWHM / m, **fields)
+
+
+_NPS_EXAMPLE = "e.g. ((0.0, 0.0), (0.2, 1.0), (0.5, 0.3), (0.8, 0.0))"
+
+
+def _nps_table(name, value, pixel_mm):
+    """A radial NPS table as a tuple of (frequency_per_mm, relative_nps) float pairs.
+
+    Checks: at least 3 finite pairs; frequencies strictly increasing from >= 0 and
+    at most ``sqrt(2) * 0.5 / pixel_mm`` (the highest radial frequency of the pixel
+    grid, in its corners); values >= 0 with one > 0 at a frequency below the
+    Nyquist frequency ``0.5 / pixel_mm``.
+    """
+    what = f"a sequence of at least 3 (frequency_per_mm, relative_nps) pairs, {_NPS_EXAMPLE}"
+    if isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"{name} must be {what}; got {type(value).__name__} {value!r}")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {what}; got {value!r}") from None
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 3:
+        raise ValueError(f"{name} must be {what}; got an array of shape {arr.shape}")
+    f, v = arr[:, 0].tolist(), arr[:, 1].tolist()     # Python floats (plain messages)
+    for i in range(arr.shape[0]):
+        if not (math.isfinite(f[i]) and math.isfinite(v[i])):
+            raise ValueError(f"{name}[{i}] must be two finite numbers, got {(f[i], v[i])}")
+        if v[i] < 0:
+            raise ValueError(f"{name}[{i}] has a negative NPS value {v[i]!r}; the relative "
+                             "NPS must be >= 0 (clip a noisy measurement at 0)")
+    if f[0] < 0:
+        raise ValueError(f"{name} frequencies must start at >= 0 cycles/mm, got {f[0]!r}")
+    step = np.diff(f)
+    if np.any(step <= 0):
+        i = int(np.argmax(step <= 0)) + 1
+        raise ValueError(f"{name} frequencies must increase strictly, but {name}[{i}] has "
+                         f"{f[i]!r} after {f[i - 1]!r} cycles/mm; sort the pairs and merge repeats")
+    nyq = 0.5 / pixel_mm
+    corner = math.sqrt(2.0) * nyq
+    if f[-1] > corner * (1.0 + 1e-9):
+        raise ValueError(
+            f"{name} reaches {f[-1]!r} cycles/mm, beyond the highest radial frequency of a "
+            f"{pixel_mm:g} mm pixel grid, sqrt(2) x the Nyquist frequency 0.5 / pixel_mm = "
+            f"{corner:.4g} cycles/mm; end the table there (a table measured on smaller pixels "
+            "must be cut, or resampled, at this pixel size's frequencies)")
+    if not any(x > 0 for x in v):
+        raise ValueError(f"{name} values are all zero; give the measured NPS shape (only "
+                         "relative values matter)")
+    if not any(x > 0 for x, fx in zip(v, f) if fx < nyq):
+        raise ValueError(f"{name} has no power below the Nyquist frequency 0.5 / pixel_mm = "
+                         f"{nyq:.4g} cycles/mm of {pixel_mm:g} mm pixels; give a table with "
+                         "values > 0 below it")
+    return tuple(zip(f, v))
 
 
 # __new__ rejects the removed heart_rate_bpm field with a pointer to its new owner;
@@ -370,6 +470,24 @@ PROTOCOLS = types.MappingProxyType({
         psf_fwhm_mm=1.3, kernel="soft", noise_sd_hu=26.0, temporal_resolution_ms=150.0,
         gated=True, gating_phase=0.75, rotation_time_s=0.28, pitch=1.0,
         collimation_mm=40.0),
+    # Lung-screening low-dose chest CT as in the NELSON trial, the population of the
+    # interscan study (Jacobs et al., AJR 2010;194:1244) that clinical scoring of
+    # non-gated chest CT is compared with: 16-detector CT, 16 x 0.75 mm = 12 mm
+    # collimation, 15 mm table feed per rotation (Xu et al., Lung Cancer 2006;54:177,
+    # doi:10.1016/j.lungcan.2006.08.006, who call it pitch 1.5; 15 / 12 = 1.25 here),
+    # 120 kVp for 50-80 kg, the whole chest in one ~12 s breath hold (Peters et al., ECR
+    # 2015 C-0573, doi:10.1594/ecr2015/C-0573), hence about 0.5 s per rotation (30 mm/s
+    # for a 350 mm chest in 12 s); one rotation of data
+    # per image (non-cardiac reconstruction: a 500 ms window at a random phase); soft
+    # kernel (the calcium-scoring PSF); 30 mAs through noise_sd_from_mas; scored on
+    # 3 mm sections every 1.5 mm. Sources and the values not found in stored copies of
+    # the papers: validation/interscan_population.md.
+    "screening_chest": Protocol(
+        name="screening_chest", kvp=120.0, pixel_mm=0.7, matrix=512,
+        slice_thickness_mm=3.0, increment_mm=1.5, slice_profile="trapezoid",
+        psf_fwhm_mm=1.3, kernel="soft", noise_sd_hu=36.5, temporal_resolution_ms=500.0,
+        gated=False, gating_phase=0.0, rotation_time_s=0.5, pitch=1.25,
+        collimation_mm=12.0),
 })
 
 

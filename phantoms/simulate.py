@@ -12,7 +12,10 @@ Steps (``docs/simulator.md`` has the physics and every default):
    (``Phantom.heart_rate_bpm``, the rate of its lesions' ``CardiacMotion``), so
    a gated scan samples ``gating_phase`` of the lesions' own cycle.
 3. Background: body and rods rendered once in 2D with in-plane partial volume,
-   blurred by the in-plane PSF, broadcast to every slice.
+   blurred by the in-plane PSF, broadcast to every slice. A rod limited to an
+   axial section (``Rod.z_range_mm``) adds, in each slice, its blurred 2D
+   difference map (with minus without the rod) times the fraction of the
+   slice's sensitivity profile inside the section.
 4. Each lesion: the SSP-weighted, pixel-averaged, time-averaged occupancy on a
    patch of the scan grid (bounding box over the motion, grown by the PSF and
    SSP supports), times ``dHU = k(kVp) x density``, blurred in-plane and added.
@@ -109,11 +112,7 @@ def _scene(phantom, protocol, ss, *, reposition, translation_sd_mm, rotation_sd_
     lesions = _transform(phantom.lesions, rot, trans, about) if reposition else list(phantom.lesions)
     rods = phantom.rods
     if rot is not None:
-        # rods follow the rotation through their centre in the phantom's mid plane
-        # (a z-invariant rod cannot tilt); the body ellipses only translate
-        rods = tuple(dataclasses.replace(r, centre_yx_mm=tuple(
-            (rot @ (np.array([about[0], *r.centre_yx_mm]) - about) + about)[1:]))
-            for r in rods)
+        rods = tuple(_move_rod(r, rot, float(trans[0]), about) for r in rods)
     scene = _Scene(phantom, protocol, phase=phase, lesions=lesions, rods=rods,
                    offset_yx=(float(trans[1]), float(trans[2])),
                    n_time_samples=n_time_samples, nsub=nsub)
@@ -126,7 +125,33 @@ def _scene(phantom, protocol, ss, *, reposition, translation_sd_mm, rotation_sd_
     for i, rod in enumerate(rods):
         extra[f"rod_{i}_centre_y_mm"] = float(rod.centre_yx_mm[0] + trans[1])
         extra[f"rod_{i}_centre_x_mm"] = float(rod.centre_yx_mm[1] + trans[2])
+        if rod.z_range_mm is not None:      # its axial section in this scan
+            extra[f"rod_{i}_z_lo_mm"], extra[f"rod_{i}_z_hi_mm"] = rod.z_range_mm
+    body = phantom.body
+    if body.insert_diameter_mm is not None:   # the insert translates with the body
+        extra.update(insert_diameter_mm=body.insert_diameter_mm,
+                     insert_centre_y_mm=float(body.centre_yx_mm[0] + trans[1]),
+                     insert_centre_x_mm=float(body.centre_yx_mm[1] + trans[2]),
+                     insert_rotation_deg=body.insert_rotation_deg)
     return scene, extra
+
+
+def _move_rod(rod, rot, shift_z, about):
+    """A rod after the repositioning's rotation (about ``about``) and z shift.
+
+    A rod cannot tilt: it follows the rotation of one point, its centre in the
+    phantom's mid plane (a rod through the whole scan) or the centre of its axial
+    section, whose z range moves with that point and the z shift. The in-plane
+    translation is applied when rendering (as for the body).
+    """
+    if rod.z_range_mm is None:
+        c = rot @ (np.array([about[0], *rod.centre_yx_mm]) - about) + about
+        return dataclasses.replace(rod, centre_yx_mm=tuple(c[1:]))
+    lo, hi = rod.z_range_mm
+    mid = 0.5 * (lo + hi)
+    c = rot @ (np.array([mid, *rod.centre_yx_mm]) - about) + about
+    dz = float(c[0] - mid) + shift_z
+    return dataclasses.replace(rod, centre_yx_mm=tuple(c[1:]), z_range_mm=(lo + dz, hi + dz))
 
 
 def _full(phantom, protocol, ss, seed, noise, fraction_maps, **kw):
@@ -134,7 +159,7 @@ def _full(phantom, protocol, ss, seed, noise, fraction_maps, **kw):
     _, _, noise_ss = ss.spawn(3)
     shape = (len(scene.z), len(scene.y), len(scene.x))
     out = np.empty(shape, dtype=np.float32)
-    out[...] = scene.background()[None]
+    scene.paint_background(out, 0, 0, 0)
     for (k0, k1, j0, j1, i0, i1), c in scene.lesion_contributions():
         if c is not None:
             out[k0:k1, j0:j1, i0:i1] += c
@@ -262,7 +287,6 @@ def simulate_patches(phantom, protocol, *, seed, margin_mm=None, noise=True,
     elif not (isinstance(margin_mm, (int, float, np.integer, np.floating))
               and math.isfinite(margin_mm) and margin_mm >= 0):
         raise ValueError(f"margin_mm must be a non-negative length in mm or None, got {margin_mm!r}")
-    bg = scene.background()
     contribs = scene.lesion_contributions()
     cboxes = np.array([b for b, _ in contribs], dtype=np.int64).reshape(-1, 6)
     boxes = _patch_boxes(scene, float(margin_mm))
@@ -271,7 +295,7 @@ def simulate_patches(phantom, protocol, *, seed, margin_mm=None, noise=True,
     patches = []
     for n, (k0, k1, j0, j1, i0, i1) in enumerate(boxes):
         p = np.empty((k1 - k0, j1 - j0, i1 - i0), dtype=np.float32)
-        p[...] = bg[None, j0:j1, i0:i1]
+        scene.paint_background(p, k0, j0, i0)
         lo = np.maximum(cboxes[:, 0::2], (k0, j0, i0))
         hi = np.minimum(cboxes[:, 1::2], (k1, j1, i1))
         for m in np.flatnonzero(np.all(hi > lo, axis=1)):   # in lesion order, as in full mode
@@ -338,7 +362,10 @@ def simulate_repeat(phantom, protocol, *, seed, index, reposition=True, noise=Tr
     scan : xarray.DataArray
         As :func:`simulate`, plus attr ``repeat`` = ``index`` and the
         repositioning (``translation_*_mm``, ``rotation_deg``,
-        ``rotation_axis_*``, ``rod_<i>_centre_*_mm``).
+        ``rotation_axis_*``, ``rod_<i>_centre_*_mm``, for a rod limited to an
+        axial section ``rod_<i>_z_lo_mm`` / ``rod_<i>_z_hi_mm``, and for a body
+        with an insert ``insert_centre_*_mm``, ``insert_diameter_mm``,
+        ``insert_rotation_deg``).
     truth : xarray.Dataset
         As :func:`simulate` (see :mod:`phantoms.truth`), positions after the
         repositioning; attr ``repeat`` = ``index``.
@@ -397,8 +424,9 @@ def repeat(phantom, protocol, *, seed, n_repeats, reposition=True, noise=True,
     rotation_sd_deg : float, optional
         SD of a rotation about a random axis through the phantom centre,
         default 1 degree. Lesions rotate fully; calibration rods move with the
-        rotation of their centre in the mid plane (they stay parallel to z);
-        the body ellipses only translate.
+        rotation of their centre in the mid plane, or of the centre of their
+        axial section (they stay parallel to z; the section also moves with the
+        z translation); the body ellipses only translate.
     gating_jitter_sd : float, optional
         SD of the gated phase jitter as a fraction of R-R, default 0.02.
         Non-gated scans draw a uniformly random phase instead.

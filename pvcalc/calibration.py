@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from pvcalc._validate import finite_float, positive_float
-from pvcalc.scan import validate_scan
+from pvcalc.scan import scan_spacing_mm, validate_scan
 
 #: c_HA values outside this range (mg HA cm^-3 HU^-1) trigger a warning: four
 #: vendors' 120 kVp scanners measure 0.71-0.91 (see docs/scoring.md), lower kVp
@@ -203,6 +203,24 @@ def _roi_mask(scan, roi, name):
 ROD_ROI_MARGIN_MM = 2.0
 
 
+#: Largest axial margin (in slice thicknesses) kept between a rod's section end and
+#: the centre of a slice in its ROI: a Gaussian slice profile 1.5 FWHM inside the end
+#: has 0.02% of its weight outside (a trapezoid or box profile needs less, its support).
+ROD_ROI_MAX_Z_MARGIN_SLICES = 1.5
+
+
+def _rod_z_margin_mm(scan):
+    """Distance (mm) from a rod section's end to the nearest slice centre of its ROI:
+    the half-support of the scan's slice profile (``slice_profile``, default
+    trapezoid), at most :data:`ROD_ROI_MAX_Z_MARGIN_SLICES` slice thicknesses."""
+    from phantoms._ssp import SSP_KINDS, ssp_half_support_mm
+
+    thickness = float(scan.attrs.get("slice_thickness_mm", scan_spacing_mm(scan)[0]))
+    kind = SSP_KINDS.get(str(scan.attrs.get("slice_profile", "trapezoid")), SSP_KINDS["gaussian"])
+    return min(float(ssp_half_support_mm(thickness, kind)),
+               ROD_ROI_MAX_Z_MARGIN_SLICES * thickness)
+
+
 def rod_calibration(scan, phantom, *, margin_mm=ROD_ROI_MARGIN_MM) -> Calibration:
     """Mass calibration of a simulated scan from its phantom's water and HA rods.
 
@@ -210,10 +228,15 @@ def rod_calibration(scan, phantom, *, margin_mm=ROD_ROI_MARGIN_MM) -> Calibratio
     ----------
     scan : xarray.DataArray
         A scan made by :func:`phantoms.simulate` or :func:`phantoms.repeat`. The
-        rods run along z through the whole scan; their centres in this scan are
-        the attributes ``rod_<i>_centre_y_mm`` / ``_x_mm`` (repositioning
-        included), else the phantom's centres moved by ``translation_y_mm`` /
-        ``translation_x_mm`` (0 if absent).
+        rods' centres in this scan are the attributes ``rod_<i>_centre_y_mm`` /
+        ``_x_mm`` (repositioning included), else the phantom's centres moved by
+        ``translation_y_mm`` / ``translation_x_mm`` (0 if absent). A rod that runs
+        along z through the whole scan is measured in every slice; a rod limited
+        to an axial section (``Rod.z_range_mm``) in the slices whose profile lies
+        inside that section: centres at least the profile's half-support (0.75 x
+        thickness for the trapezoid; at most 1.5 x thickness) from its ends. The
+        section in this scan is ``rod_<i>_z_lo_mm`` / ``_z_hi_mm``, else the
+        phantom's moved by ``translation_z_mm``.
     phantom : phantoms.Phantom
         The phantom, with one rod of density 0 (water) and one of density > 0 (HA).
     margin_mm : float, optional
@@ -223,6 +246,22 @@ def rod_calibration(scan, phantom, *, margin_mm=ROD_ROI_MARGIN_MM) -> Calibratio
     -------
     Calibration
         c_HA = rho_HA / (mean HU of the HA rod - mean HU of the water rod).
+
+    Raises
+    ------
+    ValueError
+        Without a water and an HA rod, for a rod thinner than the margin, or when
+        no slice of the scan lies inside a rod's axial section.
+
+    Examples
+    --------
+    >>> import phantoms
+    >>> ph = phantoms.cci_phantom()         # rods in their own section, z = 30 to 45 mm
+    >>> scan, _ = phantoms.simulate(ph, phantoms.get_protocol("calcium_scoring", matrix=256),
+    ...                             seed=0, noise=False, fraction_maps=False)
+    >>> cal = rod_calibration(scan, ph)
+    >>> round(cal.c_ha_mg_cm3_per_hu * phantoms.hu_per_mg_cm3(120.0), 6)
+    1.0
     """
     water = [i for i, r in enumerate(phantom.rods) if r.density_mg_cm3 == 0]
     ha = [i for i, r in enumerate(phantom.rods) if r.density_mg_cm3 > 0]
@@ -243,7 +282,26 @@ def rod_calibration(scan, phantom, *, margin_mm=ROD_ROI_MARGIN_MM) -> Calibratio
         else:
             centre = (rod.centre_yx_mm[0] + float(scan.attrs.get("translation_y_mm", 0.0)),
                       rod.centre_yx_mm[1] + float(scan.attrs.get("translation_x_mm", 0.0)))
-        return centre, radius
+        if getattr(rod, "z_range_mm", None) is None:
+            return centre, radius
+        zkey = f"rod_{index}_z_%s_mm"
+        if zkey % "lo" in scan.attrs:
+            lo, hi = float(scan.attrs[zkey % "lo"]), float(scan.attrs[zkey % "hi"])
+        else:
+            dz = float(scan.attrs.get("translation_z_mm", 0.0))
+            lo, hi = rod.z_range_mm[0] + dz, rod.z_range_mm[1] + dz
+        z_margin = _rod_z_margin_mm(scan)
+        half = 0.5 * (hi - lo) - z_margin
+        zc = np.asarray(scan.coords["z"].values, dtype=np.float64)
+        mid = 0.5 * (lo + hi)
+        if half < 0 or not np.any(np.abs(zc - mid) <= half + 1e-9):
+            raise ValueError(
+                f"rods[{index}] fills z = {lo:.2f} to {hi:.2f} mm in this scan, but no slice "
+                f"centre lies {z_margin:.2f} mm (the slice profile's half-width) inside that "
+                f"section (slices at z = {zc.min():.2f} to {zc.max():.2f} mm every "
+                f"{scan_spacing_mm(scan)[0]:.3g} mm); scan the rods' section (the phantom's "
+                "z_extent_mm), or give a Calibration(c_ha_mg_cm3_per_hu=...) instead")
+        return (mid, *centre), radius, 2.0 * half + 2e-9
 
     return Calibration.from_rods(scan, roi(water[0]), roi(ha[0]),
                                  ha_density_mg_cm3=phantom.rods[ha[0]].density_mg_cm3)

@@ -166,7 +166,7 @@ def evaluate_repeat(phantom, protocol, *, seed, index, preset="standard", calibr
     >>> table = evaluate_repeat(phantoms.cci_phantom(), phantoms.get_protocol("calcium_scoring"),
     ...                         seed=0, index=1, noise=False)
     >>> table["repeat"].unique().tolist(), table.loc[~table["detected"], "lesion"].tolist()
-    ([2], ['small_hd', 'small_md', 'small_ld'])
+    ([2], ['small_md', 'small_ld'])
     """
     import phantoms
 

@@ -30,7 +30,9 @@ def test_rod_calibration_recovers_the_simulators_hu_per_density(cci_noise_free):
 
 
 def test_rod_calibration_follows_the_repositioning():
-    phantom = phantoms.cci_phantom()
+    # the compact replica's 10 mm rods (20 mm physical rods, with their z section:
+    # tests/test_cci_geometry.py)
+    phantom = phantoms.cci_phantom(geometry="compact")
     protocol = phantoms.get_protocol("calcium_scoring")
     (scan, _), = phantoms.repeat(phantom, protocol, seed=5, n_repeats=1, noise=False,
                                  translation_sd_mm=(0.0, 1.5, 1.5))

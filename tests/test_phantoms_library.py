@@ -108,7 +108,9 @@ def test_cci_layout_inside_insert_and_non_overlapping(layout):
 
 
 def test_cci_calibration_rods_clear_of_inserts():
-    p = cci_phantom()
+    # the compact replica's rods share the insert plane (the physical geometry's rods,
+    # in their own axial section: tests/test_cci_geometry.py)
+    p = cci_phantom(geometry="compact")
     assert len(p.rods) == 2
     ha, water = p.rods
     assert ha.density_mg_cm3 == 200.0

@@ -41,7 +41,7 @@ def simulate_and_score(*, repeats, seed, protocol="calcium_scoring", out=None):
         have = set(done.loc[done["body"] == body, "repeat"])
         if all(r in have for r in range(1, repeats + 1)):
             continue
-        phantom = phantoms.cci_phantom(extension_ring=ring)
+        phantom = phantoms.cci_phantom(extension_ring=ring, geometry="compact")
         for index in range(repeats):
             if index + 1 in have:
                 continue

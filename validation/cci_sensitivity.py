@@ -38,7 +38,7 @@ def main(argv=None):
           + ") | Agatston sim/real |\n|---|---|---|---|")
     for background_hu in (40.0, 20.0, 0.0):
         for fwhm in (1.3, 1.0):
-            phantom = phantoms.cci_phantom()
+            phantom = phantoms.cci_phantom(geometry="compact")
             phantom = dataclasses.replace(
                 phantom, body=dataclasses.replace(phantom.body, tissue_hu=background_hu))
             protocol = dataclasses.replace(base, psf_fwhm_mm=fwhm)

@@ -75,7 +75,7 @@ def _protocol(name, gated):
 
 def site_calibration(protocol, *, seed=SEED):
     """c_HA of the protocol from the rods of one static CCI scan (as a site calibrates)."""
-    phantom = phantoms.cci_phantom()
+    phantom = phantoms.cci_phantom(geometry="compact")   # the geometry its results were measured on
     scan, _ = phantoms.simulate_repeat(phantom, protocol, seed=seed, index=0,
                                        fraction_maps=False)
     return rod_calibration(scan, phantom)
