@@ -6,6 +6,8 @@ Public API (see the docs for each):
 - I/O: :func:`read_scan`, :func:`write_scan`, :func:`read_labels`
 - clinical scoring: :func:`score`, :class:`Calibration`
 - partial-volume methods: :func:`quantify` (:mod:`pvcalc.methods`)
+- the real QRM insert phantom: :func:`locate_cci` (:mod:`pvcalc.qrm`)
+- a real scanner's twin: :func:`pvcalc.twin.measure_protocol`, :func:`pvcalc.twin.simulate_twin`
 - statistics: :mod:`pvcalc.stats`
 """
 
@@ -26,10 +28,12 @@ _LAZY = {
     "KVP_THRESHOLDS_HU": "pvcalc.scoring", "RISK_SCHEMES": "pvcalc.scoring",
     # partial-volume methods (pvcalc.methods)
     "quantify": "pvcalc.methods",
+    # the QRM calcification insert in a scan (pvcalc.qrm)
+    "locate_cci": "pvcalc.qrm",
 }
 #: The public modules, in the order the data flows (docs/make_api.py follows it).
-_MODULES = ("scan", "io", "rois", "calibration", "scoring", "methods", "evaluation",
-            "reference", "stats")
+_MODULES = ("scan", "io", "rois", "calibration", "qrm", "scoring", "methods", "evaluation",
+            "twin", "reference", "stats")
 #: Also attributes, not part of the Python API: the command line (``pvcalc.cli``) and the
 #: former home of the phantom helpers (re-exports).
 _SUBMODULES = (*_MODULES, "cli", "phantom_analysis")

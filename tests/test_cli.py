@@ -300,7 +300,7 @@ def test_every_option_of_every_command_states_its_default(capsys):
     parser = _build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(commands.choices) == {"demo", "score", "quantify", "presets", "simulate",
-                                     "study"}
+                                     "study", "locate", "twin"}
     for name, sub in commands.choices.items():
         text = " ".join(sub.format_help().split())
         for action in sub._actions:

@@ -182,7 +182,7 @@ def test_a_table_without_lesions_gives_no_rows(files):
     (["--rois", "{rois}", "--labels", "{labels}"],
      "argument --labels: not allowed with argument --rois"),
     (["--candidates", "--rois", "{rois}"], "not allowed with argument"),
-    ([], "one of the arguments --rois --labels --candidates is required"),
+    ([], "one of the arguments --rois --labels --candidates --phantom is required"),
     (["--labels", "{labels}", "--mask", "{labels}"], "--mask is only used with --candidates"),
     (["--rois", "{rois}", "--calibration", "-1"], "--calibration must be a positive, finite"),
 ])

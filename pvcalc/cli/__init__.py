@@ -6,7 +6,10 @@ Subcommands:
   score it clinically, true values beside measured ones (the README's main job).
 - ``pvcalc score PATH``: clinical calcium scores of a DICOM series or NIfTI file.
 - ``pvcalc quantify PATH``: every partial-volume method on every lesion (ROI table,
-  label image or candidates) of a scan.
+  label image, candidates, or the located QRM insert: ``--phantom cci``) of a scan.
+- ``pvcalc locate PATH``: find the QRM calcification insert's inserts and rods in a scan.
+- ``pvcalc twin PATH --out DIR``: measure a scanner on its QRM phantom scan, simulate its
+  twin and compare the two.
 - ``pvcalc presets``: the scoring conventions.
 - ``pvcalc simulate NAME --out DIR``: write simulated scans and their truth.
 - ``pvcalc study check SPEC`` / ``pvcalc study run SPEC --out DIR``: benchmark
@@ -45,6 +48,8 @@ PROTOCOL_SUMMARIES = {
                       "noise SD 40 HU",
     "thin_slice_cscT": "120 kVp, ECG-gated, 1 mm slices every 0.5 mm, soft kernel, "
                        "noise SD 26 HU",
+    "screening_chest": "120 kVp, non-gated, 3 mm slices every 1.5 mm, soft kernel, "
+                       "noise SD 36.5 HU (lung screening, NELSON-like)",
 }
 
 #: The named phantoms of ``pvcalc simulate`` (pvcalc.cli.simulate.PHANTOM_NAMES).
@@ -59,12 +64,13 @@ PHANTOM_SUMMARIES = {
 #: measured with a fresh cache on 2 cores, from nearly idle to a load of 6
 #: (docs/quickstart.md).
 _COMPILE_SECONDS = {"demo": "30-90 s", "simulate": "20-60 s", "score": "5-20 s",
-                    "presets": "5-20 s", "study": "20-60 s", "quantify": "15-50 s"}
+                    "presets": "5-20 s", "study": "20-60 s", "quantify": "15-50 s",
+                    "twin": "30-90 s"}
 
 #: The methods of :data:`pvcalc.methods.METHODS`, in order, for ``pvcalc quantify --help``
 #: (a static copy, like PROTOCOL_SUMMARIES; tests/test_cli_quantify.py checks it).
 METHOD_NAMES = ("clinical", "adaptive_groen", "adaptive_background", "integrated",
-                "volume_fraction", "swcs", "em_partial_content", "mesh")
+                "volume_fraction", "swcs", "em_partial_content", "mesh", "model_fit")
 
 
 def main(argv=None) -> int:
@@ -194,7 +200,8 @@ def _build_parser() -> argparse.ArgumentParser:
                 description="Volume, mass and score of every lesion by every partial-volume "
                             "method (pvcalc.quantify): one row per lesion and method. The "
                             "lesions are spherical ROIs from a CSV table, the labels of a "
-                            "label image, or the scan's candidates (>= 130 HU components).",
+                            "label image, the scan's candidates (>= 130 HU components), or "
+                            "the inserts of the QRM calcification insert located in the scan.",
                 epilog=textwrap.fill("methods (--methods): " + ", ".join(METHOD_NAMES) +
                                      "; docs/methods/index.md describes each.", width=79))
     _add_scan_input(p)
@@ -203,12 +210,18 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="CSV table of spherical ROIs, one row per lesion: lesion, "
                             "centre_z_mm, centre_y_mm, centre_x_mm, radius_mm (optional "
                             "radius_z_mm), in the scan's mm coordinates (one of --rois, "
-                            "--labels, --candidates is required)")
+                            "--labels, --candidates, --phantom is required)")
     where.add_argument("--labels", default=None,
                        help="label image on the scan's grid (NIfTI, DICOM folder or .npy), "
-                            "one lesion per label (one of the three is required)")
+                            "one lesion per label (one of the four is required)")
     where.add_argument("--candidates", action="store_true",
                        help="lesions = connected components >= 130 HU, grown by 2 mm")
+    where.add_argument("--phantom", default=None, choices=("cci",),
+                       help="lesions = the nine inserts of the QRM calcification insert, "
+                            "located in the scan (pvcalc locate), mass calibration from its "
+                            "rods unless --calibration is given; the table shows each "
+                            "insert's nominal volume and mass beside the methods' results "
+                            "(one of the four is required)")
     p.add_argument("--mask", default=None, metavar="LABELS",
                    help="with --candidates: label image of where candidates may lie, e.g. "
                         "the heart (default: the whole scan)")
@@ -220,6 +233,48 @@ def _build_parser() -> argparse.ArgumentParser:
                         "results of the methods that need c_HA)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="output format (csv and json: every column of pvcalc.quantify)")
+
+    p = command("locate", help="find the QRM calcification insert's inserts and rods",
+                description="Find the nine inserts and the two calibration rods of the QRM "
+                            "cardiac calcification insert in a scan (pvcalc.qrm.locate_cci): "
+                            "position, whether each was seen or placed from the fitted layout, "
+                            "and a confidence; the rod calibration. Files are written only "
+                            "with --out (docs/real_phantom.md).")
+    _add_scan_input(p)
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="also write cci_overlay.png (the layout drawn on the insert plane and "
+                        "the rods' section), cci_inserts.csv, cci_rods.csv and cci_rois.csv "
+                        "(ROIs for 'pvcalc quantify --rois') to this folder (default: print "
+                        "only)")
+    p.add_argument("--no-rods", action="store_true",
+                   help="accept a scan without the calibration rods (default: refuse it)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (csv: inserts and rods in one table)")
+
+    p = command("twin", help="measure a scanner on its QRM phantom scan and simulate its twin",
+                description="Measure the scanner's protocol on its scan of the QRM phantom "
+                            "(PSF from the HA rod's edge, noise SD and NPS in the insert body, "
+                            "HU per mg HA from the rods; pvcalc.twin.measure_protocol), "
+                            "simulate repeated scans of the phantom with it, quantify the real "
+                            "scan and every twin scan the same way and compare them "
+                            "(docs/real_phantom.md).",
+                epilog=textwrap.fill("methods (--methods): " + ", ".join(METHOD_NAMES) + ".",
+                                     width=79))
+    _add_scan_input(p)
+    p.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
+                   help="number of twin scans (new noise and repositioning each)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for twin.csv, twin_noise.csv, twin.png, report.md, "
+                        "measured.csv and protocol.json (required)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the twin scans")
+    p.add_argument("--methods", default="all", metavar="A,B",
+                   help="methods to run, separated by commas (listed below)")
+    p.add_argument("--kvp", type=float, default=None,
+                   help="tube voltage (kV) when the scan does not record it (default: the "
+                        "scan's DICOM KVP, else 120)")
+    p.add_argument("--extension-ring", choices=("auto", "yes", "no"), default="auto",
+                   help="body of the twin: from the measured body height (auto), or with / "
+                        "without the extension ring")
 
     command("presets", help="list the scoring presets",
             description="List the scoring presets (conventions) with their sources.")

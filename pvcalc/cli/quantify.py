@@ -1,9 +1,11 @@
 """``pvcalc quantify PATH``: every partial-volume method on every lesion of a scan.
 
 The lesions come from a table of spherical ROIs (``--rois``), a label image
-(``--labels``) or the scan's own candidates (``--candidates``); the methods are
-those of :data:`pvcalc.methods.METHODS` (docs/methods/index.md). The output
-has one row per lesion and method, as :func:`pvcalc.quantify` returns it.
+(``--labels``), the scan's own candidates (``--candidates``) or the inserts of the
+QRM calcification insert located in the scan (``--phantom cci``, with the rod
+calibration and each insert's nominal volume and mass beside the results); the
+methods are those of :data:`pvcalc.methods.METHODS` (docs/methods/index.md). The
+output has one row per lesion and method, as :func:`pvcalc.quantify` returns it.
 """
 
 from __future__ import annotations
@@ -32,16 +34,23 @@ def run(args) -> int:
     scan = pvcalc.read_scan(args.path, series_uid=args.series, strict=args.strict,
                             hu_range=None if args.hu_range is None else tuple(args.hu_range))
     mask = None
+    layout = None
     if rois is not None:
         lesions, source = rois, f"ROIs of {args.rois}"
     elif args.labels is not None:
         lesions, source = pvcalc.read_labels(args.labels, like=scan), f"labels of {args.labels}"
+    elif getattr(args, "phantom", None) == "cci":
+        layout, calibration = locate_phantom(scan, calibration)
+        lesions = layout.rois()
+        source = "inserts of the QRM calcification insert located in the scan (pvcalc locate)"
     else:
         lesions, source = "candidates", "candidates (components >= 130 HU, grown by 2 mm)"
         if args.mask is not None:
             mask = pvcalc.read_labels(args.mask, like=scan)
             source += f" inside the mask {args.mask}"
     result = pvcalc.quantify(scan, lesions, methods=methods, calibration=calibration, mask=mask)
+    if layout is not None:
+        result = with_truth(result)
     selected = list(pvcalc.methods.METHODS) if methods == "all" else methods
     if args.format == "csv":
         result.to_csv(sys.stdout, index=False)
@@ -49,8 +58,30 @@ def run(args) -> int:
         print(json.dumps(_json(result, args.path, source, calibration, selected), indent=2,
                          default=json_default, allow_nan=False))
     else:
-        print(_table_text(result, scan, args.path, source, calibration, selected))
+        print(_table_text(result, scan, args.path, source, calibration, selected, layout))
     return 0
+
+
+def locate_phantom(scan, calibration):
+    """``--phantom cci``: the located insert, and the calibration (from its rods unless given)."""
+    from pvcalc.qrm import locate_cci
+
+    layout = locate_cci(scan, require_rods=calibration is None)
+    if calibration is None:
+        calibration = layout.calibration(scan)
+    return layout, calibration
+
+
+def with_truth(result):
+    """The result with each insert's nominal volume (pi d^3 / 4) and mass after ``mass_mg``."""
+    from pvcalc.qrm import nominal_inserts
+
+    truth = nominal_inserts().set_index("lesion")
+    out = result.copy()
+    at = out.columns.get_loc("mass_mg") + 1
+    out.insert(at, "true_volume_mm3", out["lesion"].map(truth["volume_mm3"]).astype(float))
+    out.insert(at + 1, "true_mass_mg", out["lesion"].map(truth["mass_mg"]).astype(float))
+    return out
 
 
 def parse_methods(text):
@@ -117,13 +148,20 @@ def _note(reason):
                                                       _CLI_FIX)
 
 
-def _table_text(result, scan, path, source, calibration, methods):
+def _table_text(result, scan, path, source, calibration, methods, layout=None):
     """Header, one line per lesion and method, and the reasons behind the empty cells."""
     import pandas as pd
 
     lesions = list(dict.fromkeys(result["lesion"]))
     lines = [scan_header(scan, path), f"lesions: {len(lesions)} from the {source}",
              f"methods: {', '.join(methods)} (docs/methods/index.md)"]
+    if layout is not None:
+        cy, cx = layout.centre_yx_mm
+        lines.append(f"QRM insert: axis (y, x) = ({cy:.2f}, {cx:.2f}) mm, insert plane z = "
+                     f"{layout.insert_z_mm:.2f} mm, {int(layout.inserts['found'].sum())} of 9 "
+                     "inserts found; true = nominal volume pi d^3 / 4 and mass")
+        if calibration is not None and calibration.ha_hu is not None:
+            lines.append(f"rods: HA {calibration.ha_hu:.1f} HU, water {calibration.water_hu:.1f} HU")
     if calibration is None:
         lines.append("mass calibration: none, so no masses (give --calibration C_HA or "
                      "FILE.json); methods that need c_HA report nothing")
@@ -141,6 +179,9 @@ def _table_text(result, scan, path, source, calibration, methods):
                           "volume_mm3": [_cell(v) for v in result["volume_mm3"]],
                           "mass_mg": [_cell(v) for v in result["mass_mg"]],
                           "agatston": [_cell(v, 1) for v in result["agatston"]]})
+    if "true_volume_mm3" in result.columns:
+        table.insert(3, "true_volume_mm3", [_cell(v) for v in result["true_volume_mm3"]])
+        table.insert(5, "true_mass_mg", [_cell(v) for v in result["true_mass_mg"]])
     if "swcs" in result.columns:
         table["swcs_mm2"] = [_cell(v, 1) for v in result["swcs"]]
     table["detected"] = ["-" if pd.isna(v) else ("yes" if v else "no")
