@@ -26,7 +26,8 @@ def error_statistics(long: pd.DataFrame, keys) -> pd.DataFrame:
     by design): those groups (``n_negative`` > 0), and groups with a single
     estimate (SD NaN), get the same three statistics from pandas. Rows without an
     estimate (NaN: the method failed on that scan, see ``reason``) are counted in
-    ``n_missing``.
+    ``n_missing``; a group without any estimate is kept with ``n_scans`` 0 and NaN
+    statistics.
     Added: ``truth``, ``mean_estimate`` = truth + bias, ``relative_sd_pct`` =
     100 sd_error / truth and ``cv_pct`` = 100 sd_error / mean_estimate (the
     interscan coefficient of variation; the truth is the same in every scan).
@@ -52,6 +53,12 @@ def error_statistics(long: pd.DataFrame, keys) -> pd.DataFrame:
     extra = valid.groupby(keys).agg(truth=("truth", "first"),
                                     n_negative=("estimate", lambda v: int((v < 0).sum())))
     out = out.merge(extra.reset_index(), on=keys)
+    # groups without any estimate (e.g. a volume a method never resolves) stay, as n_scans = 0
+    empty = (long.groupby(keys, sort=False)["truth"].first().reset_index()
+             .merge(out[keys], on=keys, how="left", indicator=True))
+    empty = empty[empty["_merge"] == "left_only"].drop(columns="_merge")
+    if len(empty):
+        out = pd.concat([out, empty.assign(n_scans=0, n_negative=0)], ignore_index=True)
     out["n_missing"] = missing.reindex(pd.MultiIndex.from_frame(out[keys])).to_numpy()
     out["mean_estimate"] = out["truth"] + out["bias"]
     out["relative_sd_pct"] = 100.0 * out["sd_error"] / out["truth"]

@@ -8,7 +8,7 @@
 - Parameter dataclasses of the methods built in: :class:`ClinicalParams`,
   :class:`GroenParams`, :class:`BackgroundThresholdParams`,
   :class:`IntegratedParams`, :class:`VolumeFractionParams`, :class:`SwcsParams`,
-  :class:`EmPartialContentParams`, :class:`MeshParams`.
+  :class:`EmPartialContentParams`, :class:`MeshParams`, :class:`ModelFitParams`.
 
 The contract a method fulfils is in ``pvcalc/methods/_base.py``, the regions
 in ``pvcalc/methods/_regions.py``; docs/methods/index.md has the overview, the
@@ -22,6 +22,7 @@ from pvcalc.methods import (
     _groen,
     _integrated,
     _mesh,
+    _model_fit,
     _swcs,
     _volume_fraction,
 )
@@ -38,6 +39,7 @@ from pvcalc.methods._em import EmPartialContentParams
 from pvcalc.methods._groen import GroenParams
 from pvcalc.methods._integrated import IntegratedParams
 from pvcalc.methods._mesh import MeshParams
+from pvcalc.methods._model_fit import ModelFitParams
 from pvcalc.methods._regions import (
     LesionRegion,
     RegionParams,
@@ -48,7 +50,7 @@ from pvcalc.methods._swcs import SwcsParams
 from pvcalc.methods._volume_fraction import VolumeFractionParams
 
 for _module in (_clinical, _groen, _background_threshold, _integrated, _volume_fraction,
-                _swcs, _em, _mesh):
+                _swcs, _em, _mesh, _model_fit):
     register(_module.SPEC)
 del _module
 
@@ -65,6 +67,7 @@ __all__ = [
     "LesionRegion",
     "MeshParams",
     "MethodSpec",
+    "ModelFitParams",
     "RegionParams",
     "ScanContext",
     "SwcsParams",
