@@ -141,9 +141,12 @@ def test_study_size_counts_scans_lesions_and_rows(tasks):
     assert size["tasks"] == 48 and size["conditions"] == 24 and size["repeats"] == 2
     assert size["scan_lesions"] == 16 * 9 + 32 * 2
     assert size["rows"] == size["scan_lesions"] * 2 and size["methods"] == 2
-    slices = {"calcium_scoring": 11, "low_dose_chest": 52}     # 33 mm at 3 / 0.625 mm
-    assert size["voxels"] == sum(64 * 64 * slices[dict(t.condition.columns)["protocol"]]
-                                 for t in tasks)
+    # cci (physical geometry): 66 mm at 3 / 0.625 mm; motion: 33 mm
+    slices = {("cci", "calcium_scoring"): 22, ("cci", "low_dose_chest"): 105,
+              ("motion", "calcium_scoring"): 11, ("motion", "low_dose_chest"): 52}
+    assert size["voxels"] == sum(
+        64 * 64 * slices[dict(t.condition.columns)["phantom_name"],
+                         dict(t.condition.columns)["protocol"]] for t in tasks)
 
 
 def test_patients_are_the_population_of_the_spec():

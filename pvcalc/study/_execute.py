@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ class TaskOutcome:
     error: str = ""
     traceback: str = ""
     seconds: float = 0.0
+    #: Seconds of each stage that ran, in order: ``simulate``, ``calibrate``, ``rois``,
+    #: ``quantify``, ``tabulate`` (the store records them in the manifest).
+    stages: dict = field(default_factory=dict)
 
 
 def run_task(task, methods, calibration, simulation) -> TaskOutcome:
@@ -60,17 +63,30 @@ def run_task(task, methods, calibration, simulation) -> TaskOutcome:
         frames), with ``table`` None.
     """
     t0 = time.perf_counter()
+    stages = {}
     try:
-        table = _results(task, methods, calibration, simulation)
+        table = _results(task, methods, calibration, simulation, stages)
     except Exception as exc:  # noqa: BLE001  (one task's failure must not stop the study)
         text = "".join(traceback.format_exception(exc, limit=-8))
         return TaskOutcome(task.key, None, error=f"{type(exc).__name__}: {exc}",
-                           traceback=text[-TRACEBACK_CHARS:], seconds=time.perf_counter() - t0)
-    return TaskOutcome(task.key, table, seconds=time.perf_counter() - t0)
+                           traceback=text[-TRACEBACK_CHARS:], seconds=time.perf_counter() - t0,
+                           stages=stages)
+    return TaskOutcome(task.key, table, seconds=time.perf_counter() - t0, stages=stages)
+
+
+class _Stages:
+    """Adds the seconds since the last mark to ``stages[name]`` at each :meth:`mark`."""
+
+    def __init__(self, stages):
+        self.stages, self.last = stages, time.perf_counter()
+
+    def mark(self, name):
+        now = time.perf_counter()
+        self.stages[name] = self.stages.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def _calibrate(scan, phantom, protocol, calibration):
-    import phantoms
     import pvcalc.calibration
 
     source = calibration["source"]
@@ -78,7 +94,8 @@ def _calibrate(scan, phantom, protocol, calibration):
         cal = pvcalc.calibration.rod_calibration(scan, phantom,
                                                  margin_mm=calibration["margin_mm"])
     elif source == "nominal":
-        cal = pvcalc.calibration.Calibration(1.0 / phantoms.hu_per_mg_cm3(protocol.kvp))
+        # the simulator's own HA factor: the protocol's hu_per_mg_ha or the kVp table's
+        cal = pvcalc.calibration.Calibration(1.0 / protocol.ha_hu_per_mg)
     else:
         cal = pvcalc.calibration.Calibration(
             calibration["c_ha_mg_cm3_per_hu"],
@@ -117,20 +134,25 @@ def _truth_columns(truth_table):
     return pd.DataFrame(out)
 
 
-def _results(task, methods, calibration, simulation):
+def _results(task, methods, calibration, simulation, stages=None):
     import phantoms
     import pvcalc.methods
     import pvcalc.rois
 
+    clock = _Stages({} if stages is None else stages)
     condition = task.condition
     scan, truth = phantoms.simulate_repeat(condition.phantom, condition.protocol,
                                            seed=task.seed, index=task.index,
                                            fraction_maps=True, **simulation)
+    clock.mark("simulate")
     cal, cal_columns = _calibrate(scan, condition.phantom, condition.protocol, calibration)
+    clock.mark("calibrate")
     labels = pvcalc.rois.truth_roi_labels(scan, truth)
+    clock.mark("rois")
     measured = pvcalc.methods.quantify(scan, labels, methods={k: dict(v) for k, v in
                                                               methods.items()},
                                        calibration=cal)
+    clock.mark("quantify")
     del scan, labels
     lesions = _truth_columns(phantoms.truth.lesion_table(truth))
     position = {name: i for i, name in enumerate(lesions["lesion"])}
@@ -148,4 +170,6 @@ def _results(task, methods, calibration, simulation):
     if clash:
         raise ValueError(f"method result columns {sorted(clash)} clash with the study's own "
                          "columns; rename the method's diagnostics")
-    return pd.concat([head, lesion_part, rest], axis=1)
+    table = pd.concat([head, lesion_part, rest], axis=1)
+    clock.mark("tabulate")
+    return table

@@ -65,7 +65,11 @@ def error_figure(long, strata, quantity="mass_mg"):
         above = int((sub["relative_error_pct"] > Y_CAP_PCT).sum())
         top = min(Y_CAP_PCT, max(50.0, float(sub["relative_error_pct"].max()) * 1.08))
         ax.set_ylim(-108.0, top)
-        title = method + (f"\n({above} above {Y_CAP_PCT:g}% not shown)" if above else "")
+        # negative estimates (the unclipped integrated sums of faint lesions) lie below -100%
+        below = int((sub["relative_error_pct"] < -108.0).sum())
+        hidden = [f"{n} {where} not shown" for n, where in
+                  ((above, f"above {Y_CAP_PCT:g}%"), (below, "below -100%")) if n]
+        title = method + (f"\n({', '.join(hidden)})" if hidden else "")
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="major", lw=0.3, alpha=0.5)
     return fig
@@ -104,6 +108,9 @@ def interscan_figure(per_subject, strata, quantity="mass_mg"):
     fig, axes = _panels(len(groups))
     for ax, (title, sub) in zip(axes, groups):
         stats.plot_interscan_difference(sub, ax=ax)
+        for label in ax.get_xticklabels():   # method names would overlap side by side
+            label.set_rotation(30)
+            label.set_horizontalalignment("right")
         ax.set_title(title)
         ax.set_ylim(bottom=0)
         ax.grid(True, axis="y", lw=0.3, alpha=0.5)

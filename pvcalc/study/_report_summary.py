@@ -7,6 +7,7 @@ when its Holm-adjusted p-value is below :data:`ALPHA`.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pvcalc.study._report_render import count, fmt, fmt_p, fmt_pct
@@ -19,6 +20,9 @@ _WORDS = {"mass_mg": "mass", "volume_mm3": "volume", "agatston": "Agatston score
 _UNITS = {"mass_mg": "mg", "volume_mm3": "mm³", "agatston": ""}
 #: Most method pairs described in words (all are in the tables).
 _MAX_PAIRS = 6
+#: Most conditions whose method comparisons are described one by one; with more, each
+#: pair's tests are counted over the conditions.
+_MAX_GROUPS = 2
 
 
 def _signed(value, unit=""):
@@ -27,8 +31,20 @@ def _signed(value, unit=""):
     return f"{text} {unit}".strip()
 
 
+def _value(value):
+    """A condition value as text: 60 (not 60.0), n/a for a missing one."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _level_text(row, strata):
-    return ", ".join(str(row[c]) for c in strata if c in row)
+    """A condition as text: a name (protocol, phantom) as such, a number with its column."""
+    return ", ".join(str(row[c]) if isinstance(row[c], str)
+                     else f"{c.removeprefix('protocol_')} {_value(row[c])}"
+                     for c in strata if c in row)
 
 
 def _run_sentence(results, strata):
@@ -39,7 +55,7 @@ def _run_sentence(results, strata):
     if "phantom_name" in results and (results["phantom_name"] == "patients").any():
         phantoms = f"{results['phantom'].nunique()} virtual patients"
     methods = ", ".join(f"`{m}`" for m in dict.fromkeys(results["method"]))
-    varied = "; ".join(f"{c}: {', '.join(str(v) for v in dict.fromkeys(results[c]))}"
+    varied = "; ".join(f"{c}: {', '.join(_value(v) for v in pd.unique(results[c]))}"
                        for c in strata if c != "phantom" and c in results)
     return (f"{count(scans, 'simulated scan')} of {phantoms} in "
             f"{count(conditions, 'condition')}"
@@ -106,7 +122,8 @@ def _stratum_sentences(acc):
         notes = [f"`{r['method']}` {fmt(r['n_clipped'])}" for r in overall.to_dict("records")
                  if r["n_clipped"] > 0]
         if notes:
-            out.append("Negative mass estimates counted as 0: " + ", ".join(notes) + ".")
+            out.append("Negative mass estimates (used as they are; 0 in the relative interscan "
+                       "difference): " + ", ".join(notes) + ".")
         missing = [f"`{r['method']}` {fmt(r['n_not_measured'])}"
                    for r in overall.to_dict("records") if r["n_not_measured"] > 0]
         if missing:
@@ -126,6 +143,14 @@ def _interscan_sentences(inter, strata):
             continue
         per_method = []
         for method, rows in sub.groupby("method", sort=False):
+            if keys and len(rows) > _MAX_GROUPS:   # many conditions: their range
+                low, high = rows.loc[rows["mean_relative_difference_pct"].idxmin()], \
+                    rows.loc[rows["mean_relative_difference_pct"].idxmax()]
+                per_method.append(
+                    f"`{method}` {fmt_pct(low['mean_relative_difference_pct'])} "
+                    f"({_level_text(low, keys)}) to {fmt_pct(high['mean_relative_difference_pct'])}"
+                    f" ({_level_text(high, keys)}) over {count(len(rows), 'condition')}")
+                continue
             items = [f"{fmt_pct(r['mean_relative_difference_pct'])} (median "
                      f"{fmt_pct(r['median_relative_difference_pct'])}, {fmt(r['n_subjects'])} "
                      "lesions)" + (f" on {_level_text(r, keys)}" if keys else "")
@@ -145,6 +170,8 @@ def _comparison_sentences(table, what, strata, unit):
     methods = {m for r in rows for m in (r["method_a"], r["method_b"])}
     if len(rows) > _MAX_PAIRS and "clinical" in methods:
         rows = [r for r in rows if "clinical" in (r["method_a"], r["method_b"])]
+    if keys and table.groupby(keys, dropna=False).ngroups > _MAX_GROUPS:
+        return _comparison_counts(rows, what, table.groupby(keys, dropna=False).ngroups)
     out = []
     for r in rows[:_MAX_PAIRS]:
         p = r["t_p_value_holm"]
@@ -164,6 +191,26 @@ def _comparison_sentences(table, what, strata, unit):
                    f"{verdict}.")
     if len(table[table["quantity"] == "mass_mg"]) > len(out):
         out.append(f"{what}: the other method pairs are in the comparison tables.")
+    return out
+
+
+def _comparison_counts(rows, what, n_groups):
+    """One sentence per method pair: in how many conditions each method was significantly
+    smaller (Holm-adjusted paired t test), for a study of many conditions."""
+    pairs = {}
+    for r in rows:
+        pairs.setdefault((r["method_a"], r["method_b"]), []).append(r)
+    out = []
+    for (a, b), tests in list(pairs.items())[:_MAX_PAIRS]:
+        p = [t["t_p_value_holm"] for t in tests]
+        a_smaller = sum(1 for t, q in zip(tests, p) if q < ALPHA and t["mean_difference"] < 0)
+        b_smaller = sum(1 for t, q in zip(tests, p) if q < ALPHA and t["mean_difference"] > 0)
+        out.append(f"{what}, `{a}` vs `{b}` in {count(len(tests), 'condition')} (paired t, "
+                   f"Holm, p < {ALPHA}): `{a}` significantly smaller in {a_smaller}, `{b}` in "
+                   f"{b_smaller}, no significant difference in {len(tests) - a_smaller - b_smaller}.")
+    if out:
+        out.append(f"{what}: the tests per condition ({count(n_groups, 'condition')}) and of "
+                   "the other method pairs are in the comparison tables.")
     return out
 
 

@@ -5,8 +5,11 @@ scan x lesion x method x quantity) and returns tidy DataFrames (written as CSV
 beside the report). Conventions, stated again in the report itself:
 
 - an estimate below 0 (the unclipped integrated methods give one for a faint
-  or absent lesion) counts as 0, "no calcium found", as :mod:`pvcalc.stats`
-  requires non-negative scores; ``n_clipped`` counts them;
+  or absent lesion) is used as it is (accuracy, repeatability, ICC,
+  Bland-Altman, method comparisons: clipping would bias them upwards); only the
+  relative interscan difference ``|A - B| / ((A + B) / 2)``, defined for
+  non-negative scores, counts it as 0, "no calcium found"; ``n_clipped``
+  counts these estimates;
 - a quantity a method does not define (``MethodSpec.defines``, e.g. the
   Agatston score of ``integrated``, anything of ``swcs``) is left out; a NaN
   of a quantity it defines (a lesion it could not measure, with a ``reason``)
@@ -94,7 +97,9 @@ def prepare(results, spec=None):
     -------
     (pandas.DataFrame, list of str)
         Long table (:func:`pvcalc.evaluation.beside_truth` of the results)
-        with ``value`` = estimate clipped at 0, ``clipped``, ``scan``,
+        with ``value`` = the estimate, ``value_nonneg`` = the estimate clipped
+        at 0 (for the relative interscan difference), ``clipped`` (estimate
+        below 0), ``scan``,
         ``subject`` (condition and lesion) and ``lesion_id`` (phantom and
         lesion), rows without an estimate dropped (``not_measured`` rows are
         kept with ``value`` NaN); and the condition columns that stratify.
@@ -124,7 +129,8 @@ def prepare(results, spec=None):
     long = long[est.notna() | long["not_measured"]].reset_index(drop=True)
     est = long["estimate"].astype(float)
     long["clipped"] = est < 0
-    long["value"] = est.clip(lower=0.0)
+    long["value"] = est
+    long["value_nonneg"] = est.clip(lower=0.0)
     long["scan"] = long["task_key"].astype(str)
     long["subject"] = long["condition"].astype(str) + "|" + long["lesion"].astype(str)
     long["lesion_id"] = long["phantom"].astype(str) + "|" + long["lesion"].astype(str)
@@ -161,6 +167,24 @@ def strata(long, condition_strata):
         long[f"_{column}"] = long[column].map(lambda x: f"{x:g}" if isinstance(x, float)
                                               else str(x))
         out.append((column, f"_{column}"))
+    return _distinct_strata(long, out, condition_strata)
+
+
+def _distinct_strata(long, pairs, condition_strata):
+    """Leave out a descriptor stratum that groups the rows exactly as a condition column
+    does (the true peak velocity of the motion phantom is its grid speed)."""
+    conditions = [c for name, c in pairs if name in condition_strata]
+    out = []
+    for name, column in pairs:
+        if name in dict(_DESCRIPTORS):
+            # the raw values, rounded: a truth variable carries rounding noise (1e-14 mm/s)
+            raw = long[dict(_DESCRIPTORS)[name]].astype(float).round(6).rename("_raw")
+            n = raw.nunique(dropna=False)
+            if any(long[c].nunique(dropna=False) == n
+                   and long.groupby([raw, long[c]], dropna=False).ngroups == n
+                   for c in conditions):
+                continue
+        out.append((name, column))
     return out
 
 
@@ -226,8 +250,10 @@ def interscan_tables(long, condition_strata):
     raters = (int(repeats[0]), int(repeats[1]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        summary = stats.interscan_summary(pair, raters=raters, exclude_both_zero=True, **common)
-        per = stats.interscan_difference(pair, raters=raters, **common)
+        relative = {**common, "value": "value_nonneg"}   # defined for scores >= 0
+        summary = stats.interscan_summary(pair, raters=raters, exclude_both_zero=True,
+                                          **relative)
+        per = stats.interscan_difference(pair, raters=raters, **relative)
         rep = stats.repeatability(every, subject="subject", value="value", groupby=keys)
         icc = stats.icc(every, **common)
         ba = stats.bland_altman(pair, raters=raters, **common)
@@ -247,9 +273,14 @@ def risk_tables(long, condition_strata, scans=None, scheme="standard"):
     ``scans`` (:func:`pvcalc.study.read_scans`) adds the scans without lesions
     (a virtual patient of category 0) with a total of 0 for every such method.
     Returns ``totals`` (per subject, method and repeat), ``kappa`` (linearly
-    weighted), ``reclassification`` and ``transitions``; empty frames otherwise.
+    weighted), ``reclassification``, ``transitions``, ``interscan`` (mean and
+    median relative interscan difference of the totals, subjects with a total
+    of 0 on both scans left out and counted in ``n_both_zero``, as in the
+    published repeat-scan studies of patients) and ``icc`` (ICC1-3 of the
+    totals); empty frames otherwise.
     """
-    empty = {k: pd.DataFrame() for k in ("totals", "kappa", "reclassification", "transitions")}
+    empty = {k: pd.DataFrame() for k in ("totals", "kappa", "reclassification", "transitions",
+                                         "interscan", "icc")}
     ag = long[(long["quantity"] == "agatston") & ~long["not_measured"]]
     strata_ = [c for c in condition_strata if c != "phantom"]
     keys = ["method", *strata_]
@@ -289,8 +320,13 @@ def risk_tables(long, condition_strata, scans=None, scheme="standard"):
         kap = stats.weighted_kappa(pair, weights="linear", **common)
         rec = stats.reclassification(pair, **common)
         trans = stats.transition_table(pair, **common)
+        numeric = {k: v for k, v in common.items() if k != "categories"}
+        numeric["value"] = "total_agatston"
+        inter = stats.interscan_summary(pair, exclude_both_zero=True, **numeric)
+        icc = stats.icc(pair, **{k: v for k, v in numeric.items() if k != "raters"})
     return {"totals": totals.drop(columns=["not_measured"]), "kappa": kap,
-            "reclassification": rec, "transitions": trans}
+            "reclassification": rec, "transitions": trans, "interscan": inter,
+            "icc": icc[icc["type"].isin(["ICC1", "ICC2", "ICC3"])].reset_index(drop=True)}
 
 
 def comparison_tables(long, condition_strata, per_subject):

@@ -45,8 +45,8 @@ PHANTOM_KINDS = ("cci", "motion", "patients")
 #: ``plot_*`` functions without the prefix), and those that need repeated scans.
 REPORT_STATISTICS = ("accuracy", "interscan_difference", "repeatability", "icc",
                      "bland_altman", "weighted_kappa", "reclassification", "compare_methods")
-REPORT_FIGURES = ("error_vs_size", "bland_altman", "interscan_difference",
-                  "transition_heatmap")
+REPORT_FIGURES = ("error_vs_size", "error_vs_condition", "bland_altman",
+                  "interscan_difference", "transition_heatmap")
 REPORT_FORMATS = ("markdown", "html")
 _NEEDS_REPEATS = {"interscan_difference", "repeatability", "icc", "bland_altman",
                   "weighted_kappa", "reclassification", "transition_heatmap"}

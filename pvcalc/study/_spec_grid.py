@@ -20,14 +20,20 @@ AXIS_PARAM = {"body": "extension_ring", "heart_rate_bpm": "heart_rate_bpm",
 BODY_SIZES = {"standard": False, "large": True}
 #: Every grid axis in canonical order: the preset, the phantom axes, then the protocol
 #: fields (phantoms.Protocol) with the derived ones beside the field they set
-#: (``slice`` = [thickness, increment] pairs, ``mtf50_per_mm``, ``mas`` = dose).
-AXES = ("protocol", "body", "heart_rate_bpm", "velocity_mm_s", "kvp", "slice",
+#: (``slice`` = [thickness, increment] pairs, ``mtf50_per_mm``, ``kernel_psf`` =
+#: [kernel, psf_fwhm_mm] pairs, ``mas`` = dose).
+AXES = ("protocol", "body", "heart_rate_bpm", "velocity_mm_s", "kvp", "hu_per_mg_ha", "slice",
         "slice_thickness_mm", "increment_mm", "slice_profile", "psf_fwhm_mm", "mtf50_per_mm",
-        "kernel", "noise_sd_hu", "mas", "nps_peak_freq_per_mm", "temporal_resolution_ms",
+        "kernel", "kernel_psf", "noise_sd_hu", "mas", "nps_peak_freq_per_mm", "nps_radial",
+        "temporal_resolution_ms",
         "gated", "gating_phase", "rotation_time_s", "pitch", "collimation_mm", "pixel_mm",
         "matrix")
 _EXCLUSIVE = (("psf_fwhm_mm", "mtf50_per_mm"), ("noise_sd_hu", "mas"),
-              ("slice", "slice_thickness_mm"), ("slice", "increment_mm"))
+              ("slice", "slice_thickness_mm"), ("slice", "increment_mm"),
+              ("kernel_psf", "kernel"), ("kernel_psf", "psf_fwhm_mm"),
+              ("kernel_psf", "mtf50_per_mm"), ("nps_peak_freq_per_mm", "nps_radial"))
+#: Axes whose values are pairs (one pair may be given without the outer array).
+_PAIRED = ("slice", "kernel_psf")
 _MAX_PROTOCOL_COMBINATIONS = 100_000
 
 
@@ -48,8 +54,11 @@ def _axis_values(problems, name, value):
     if not values:
         problems.add(path, "expected a value or a non-empty array of values, got an empty array")
         return None
-    if name == "slice" and values and not isinstance(values[0], list):
+    if name in _PAIRED and values and not isinstance(values[0], list):
         values = [values]            # one pair given without the outer array
+    if name == "nps_radial" and values and isinstance(values[0], list) and values[0] \
+            and not isinstance(values[0][0], list):
+        values = [values]            # one table of [frequency, value] pairs
     out = []
     for i, v in enumerate(values):
         where = f"{path}[{i}]" if isinstance(value, list) and len(values) > 1 else path
@@ -79,6 +88,19 @@ def _axis_value(problems, name, where, v):
         if isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v):
             return (float(v[0]), float(v[1]))
         problems.add(where, f"expected a pair [slice_thickness_mm, increment_mm], {_got(v)}")
+    elif name == "kernel_psf":
+        if (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and v[0].strip()
+                and _is_number(v[1])):
+            return (v[0], float(v[1]))
+        problems.add(where, "expected a pair [kernel, psf_fwhm_mm], a kernel label and the "
+                     f"in-plane PSF FWHM in mm (e.g. [\"soft\", 1.3]), {_got(v)}")
+    elif name == "nps_radial":
+        if isinstance(v, list) and len(v) >= 3 and all(
+                isinstance(q, list) and len(q) == 2 and all(_is_number(x) for x in q) for q in v):
+            return tuple((float(a), float(b)) for a, b in v)
+        problems.add(where, "expected a measured in-plane NPS shape: at least 3 "
+                     "[frequency_per_mm, relative_nps] pairs, e.g. [[0.0, 0.0], [0.2, 1.0], "
+                     f"[0.5, 0.3], [0.8, 0.0]] (an array of such tables for several), {_got(v)}")
     elif name == "gated":
         if isinstance(v, bool):
             return v
@@ -110,6 +132,8 @@ def protocol_overrides(axis_values):
     for name, v in axis_values.items():
         if name == "slice":
             out["slice_thickness_mm"], out["increment_mm"] = v
+        elif name == "kernel_psf":
+            out["kernel"], out["psf_fwhm_mm"] = v
         elif name == "mtf50_per_mm":
             out["psf_fwhm_mm"] = MTF50_TIMES_FWHM / v
         elif name != "mas":
@@ -171,7 +195,8 @@ def check_grid(problems, table):
                 hint = f"; did you mean {key + ('_bpm' if key == 'heart_rate' else '_mm_s')!r}?"
             problems.add(f"grid.{key}", "unknown grid axis; expected protocol, a protocol field "
                          "(kvp, slice_thickness_mm, psf_fwhm_mm, noise_sd_hu, gated, ...) or one "
-                         "of slice, mtf50_per_mm, mas, body, heart_rate_bpm, velocity_mm_s" + hint)
+                         "of slice, mtf50_per_mm, kernel_psf, mas, body, heart_rate_bpm, "
+                         "velocity_mm_s" + hint)
     for a, b in _EXCLUSIVE:
         if a in table and b in table:
             problems.add(f"grid.{b}", f"grid.{a} and grid.{b} both set the same protocol field; "

@@ -5,16 +5,18 @@ computes its statistics with :mod:`pvcalc.stats` and writes ``DIR/report/``:
 
 - ``report.md`` and a self-contained ``report.html`` (inline CSS, figures as
   base64 PNG, no external file);
-- every table as CSV (``accuracy.csv``, ``interscan.csv``, ``icc.csv``,
+- every table as CSV (``accuracy.csv``, ``lesions.csv``, ``interscan.csv``, ``icc.csv``,
   ``bland_altman.csv``, ``risk_*.csv``, ``compare_*.csv``, ``conditions.csv``,
   ``failures.csv``) with full precision;
 - the figures as PNG (``error_vs_true_mass.png``, ``bland_altman_mass.png``,
-  ``interscan_difference_mass.png``, ``risk_transitions.png``).
+  ``interscan_difference_mass.png``, ``risk_transitions.png``, and
+  ``mass_error_vs_<column>.png`` / ``volume_error_vs_<column>.png`` against a numeric
+  condition column such as ``velocity_mm_s``).
 
 The report opens with a summary in words generated from the tables. The same
 results give the same bytes (tables are sorted, numbers formatted the same
-way, PNGs carry no software tag or date). The conventions (clipping of
-negative estimates, which repeats are paired, subjects) are listed in the
+way, PNGs carry no software tag or date). The conventions (negative
+estimates, which repeats are paired, subjects) are listed in the
 report and in :mod:`pvcalc.study._report_tables`; ``docs/study.md``, "Report",
 is the guide.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pvcalc.study import _report_lesions as L
 from pvcalc.study import _report_tables as T
 from pvcalc.study._report_figures import (
     bland_altman_figure,
@@ -52,7 +55,8 @@ REPORT_DIR = "report"
 _NAMES = r"report\.(md|html)|[a-z0-9_]+\.(csv|png)"
 _ALL_STATISTICS = ("accuracy", "interscan_difference", "repeatability", "icc", "bland_altman",
                    "weighted_kappa", "reclassification", "compare_methods")
-_ALL_FIGURES = ("error_vs_size", "bland_altman", "interscan_difference", "transition_heatmap")
+_ALL_FIGURES = ("error_vs_size", "error_vs_condition", "bland_altman", "interscan_difference",
+                "transition_heatmap")
 _WORDS = {"mass_mg": "mass", "volume_mm3": "volume", "agatston": "Agatston score"}
 
 
@@ -114,8 +118,9 @@ def _run_section(blocks, spec, results, conditions, strata, n_failed):
             blocks.append(("code", _as_toml(spec.to_dict())))
     blocks.append(("h", 3, "Conventions"))
     blocks.append(("ul", [
-        ("Estimates below 0 (the integrated methods do not clip noise) count as 0, no calcium "
-        "found; `n_clipped` in the tables counts them."),
+        ("Estimates below 0 (the integrated methods do not clip noise) are used as they are, "
+        "except in the relative interscan difference, which counts them as 0 (no calcium "
+        "found); `n_clipped` in the tables counts them."),
         ("Rows a method could not measure (a `reason` in the results) are counted as `not "
         "measured` and left out; quantities a method does not define are left out."),
         "Detection rate: share of the method's own `detected` decisions, Wilson 95% CI.",
@@ -198,7 +203,8 @@ def _accuracy_section(blocks, acc, figure):
                        ("Relative mass error against the true mass, one panel per method "
                         "(one colour per level of the first condition column): points are "
                         "lesions in single scans, lines join the means per true mass; an "
-                        "estimate below 0 counts as 0, i.e. -100%.")))
+                        "estimate of 0 is -100%, and negative estimates (below -100%) are "
+                        "counted in the panel title.")))
 
 
 def _interscan_section(blocks, inter, icc, ba, strata, figures):
@@ -370,6 +376,7 @@ def build_report(results, *, spec=None, failures=None, scans=None):
     tables["conditions"] = conditions
     levels = T.strata(long, strata)
     acc = T.accuracy_tables(long, levels) if "accuracy" in statistics else pd.DataFrame()
+    lesions = L.lesion_table(long, strata) if "accuracy" in statistics else pd.DataFrame()
     inter = T.interscan_tables(long, strata)
     risk = T.risk_tables(long, strata, scans)
     comp = (T.comparison_tables(long, strata, inter["per_subject"])
@@ -383,6 +390,8 @@ def build_report(results, *, spec=None, failures=None, scans=None):
         drop += [c for c in summary_table.columns if "within_subject" in c
                  or "repeatability" in c]
     inter["interscan"] = summary_table.drop(columns=drop)
+    if not {"interscan_difference", "repeatability", "icc", "bland_altman"} & statistics:
+        inter["interscan"] = pd.DataFrame()
     for key in ("icc", "bland_altman"):
         if key not in statistics:
             inter[key] = pd.DataFrame()
@@ -390,7 +399,9 @@ def build_report(results, *, spec=None, failures=None, scans=None):
         risk["kappa"] = pd.DataFrame()
     if "reclassification" not in statistics:
         risk["reclassification"] = pd.DataFrame()
-    tables.update(accuracy=acc, interscan=inter["interscan"], icc=inter["icc"],
+    if not {"weighted_kappa", "reclassification"} & statistics:
+        risk["totals"] = risk["transitions"] = pd.DataFrame()
+    tables.update(accuracy=acc, lesions=lesions, interscan=inter["interscan"], icc=inter["icc"],
                   bland_altman=inter["bland_altman"], risk_totals=risk["totals"],
                   risk_kappa=risk["kappa"], risk_reclassification=risk["reclassification"],
                   risk_transitions=risk["transitions"], compare_accuracy=comp["accuracy"],
@@ -408,6 +419,19 @@ def build_report(results, *, spec=None, failures=None, scans=None):
 
     err_png = draw("error_vs_true_mass.png", "error_vs_size",
                    lambda: error_figure(long, strata)) if not acc.empty else None
+    trend = L.trend_column(long, strata) if not lesions.empty else None
+    trend_figs = []
+    for quantity in ("mass_mg", "volume_mm3") if trend is not None else ():
+        word = _WORDS[quantity]
+        name = f"{word}_error_vs_{trend}.png"
+        png = draw(name, "error_vs_condition",
+                   lambda q=quantity: L.trend_figure(long, strata, q, _label))
+        if png is not None:
+            trend_figs.append((name, png, (
+                f"Relative {word} error against {_label(trend)}, one panel per method, one "
+                "colour per combination of the other condition columns: mean over the "
+                "lesion scans with its 95% CI (bars slightly offset along x to keep them "
+                "apart).")))
     inter_figs = []
     ba_png = draw("bland_altman_mass.png", "bland_altman", lambda: bland_altman_figure(long))
     if ba_png is not None:
@@ -430,6 +454,7 @@ def build_report(results, *, spec=None, failures=None, scans=None):
     _run_section(blocks, spec, results, conditions, strata, len(failures))
     if "accuracy" in statistics:
         _accuracy_section(blocks, acc, err_png)
+        blocks += L.lesion_blocks(lesions, strata, _label, trend_figs)
     if {"interscan_difference", "repeatability", "icc", "bland_altman"} & statistics:
         _interscan_section(blocks, inter["interscan"], inter["icc"], inter["bland_altman"],
                            strata, inter_figs)

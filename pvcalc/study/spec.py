@@ -65,8 +65,8 @@ class SpecError(ValueError):
     ...     print(*err.problems, sep="\\n")
     methods: missing; the spec needs a [methods] table
     phantoms: missing; add at least one [[phantoms]] table, e.g. name = "cci"
-    grid.protocol: expected a protocol preset (calcium_scoring, low_dose_chest, thin_slice_cscT),
-    got a string 'calcium_scorin'; did you mean 'calcium_scoring'?
+    grid.protocol: expected a protocol preset (calcium_scoring, low_dose_chest, thin_slice_cscT,
+    screening_chest), got a string 'calcium_scorin'; did you mean 'calcium_scoring'?
     """
 
     def __init__(self, problems, origin=""):
@@ -183,14 +183,18 @@ class StudySpec:
         """Result columns that tell this study's conditions apart (see ``docs/study.md``).
 
         ``phantom``, then the columns of every grid axis with more than one
-        value (``slice`` gives two).
+        value (``slice`` gives two; ``kernel_psf`` gives ``protocol_kernel``, and
+        ``protocol_psf_fwhm_mm`` too when two pairs share a kernel label).
         """
         from pvcalc.study.tasks import AXIS_COLUMNS
 
         out = ["phantom"]
         for axis, values in self.grid.items():
             if len(values) > 1:
-                out += [c for c in AXIS_COLUMNS[axis] if c not in out]
+                columns = AXIS_COLUMNS[axis]
+                if axis == "kernel_psf" and len({k for k, _ in values}) == len(values):
+                    columns = columns[:1]    # distinct kernel labels name the pairs
+                out += [c for c in columns if c not in out]
         return tuple(out)
 
 

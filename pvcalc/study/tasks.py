@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pvcalc.study._spec_grid import (
+    _PAIRED,
     AXES,
     BODY_SIZES,
     PHANTOM_AXES,
@@ -48,12 +49,18 @@ _PROTOCOL_FIELDS = ("kvp", "pixel_mm", "matrix", "slice_thickness_mm", "incremen
                     "slice_profile", "psf_fwhm_mm", "kernel", "noise_sd_hu",
                     "nps_peak_freq_per_mm", "temporal_resolution_ms", "gated", "gating_phase",
                     "rotation_time_s", "pitch", "collimation_mm")
+#: Protocol fields recorded in a condition's definition only when set (not None), so the
+#: digests and seeds of conditions that leave them unset stay as before they existed;
+#: their result columns are always there (the HA factor used, and the NPS table as JSON
+#: text or "").
+_OPTIONAL_PROTOCOL_FIELDS = ("hu_per_mg_ha", "nps_radial")
 #: Result columns of each grid axis.
 AXIS_COLUMNS = {"protocol": ("protocol",), "body": ("body",),
                 "heart_rate_bpm": ("heart_rate_bpm",), "velocity_mm_s": ("velocity_mm_s",),
                 "slice": ("protocol_slice_thickness_mm", "protocol_increment_mm"),
+                "kernel_psf": ("protocol_kernel", "protocol_psf_fwhm_mm"),
                 "mtf50_per_mm": ("protocol_mtf50_per_mm",), "mas": ("protocol_mas",),
-                **{f: (f"protocol_{f}",) for f in _PROTOCOL_FIELDS}}
+                **{f: (f"protocol_{f}",) for f in _PROTOCOL_FIELDS + _OPTIONAL_PROTOCOL_FIELDS}}
 
 #: Cost model of one task (seconds), fitted to timings of CCI-replica tasks with all
 #: methods on the 2-core development machine (``pvcalc study check SPEC --measure``
@@ -138,11 +145,17 @@ def condition_seed(master_seed, digest) -> int:
 def _fmt(value):
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, tuple):
-        return "x".join(_fmt(v) for v in value)
+    if isinstance(value, tuple):   # a pair: "3x1.5" (slice), "soft_1.3" (kernel_psf)
+        return ("_" if any(isinstance(v, str) for v in value) else "x").join(
+            _fmt(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def _table(spec, table):
+    """Label of an NPS table of the grid: its place in the axis, ``table2``."""
+    return f"table{spec.grid['nps_radial'].index(table) + 1}"
 
 
 def _phantom_variants(entry, grid):
@@ -205,6 +218,8 @@ def _condition(spec, entry, patient, label, phantom, params, pvals, preset, prot
     from phantoms.psf import MTF50_TIMES_FWHM
 
     fields = {f: getattr(protocol, f) for f in _PROTOCOL_FIELDS}
+    fields.update({f: getattr(protocol, f) for f in _OPTIONAL_PROTOCOL_FIELDS
+                   if getattr(protocol, f) is not None})
     definition = json.dumps({"phantom": {"name": entry.name, "patient": patient,
                                          "params": {k: _jsonable(v) for k, v in params.items()}},
                              "protocol": fields, "mas": mas}, sort_keys=True)
@@ -217,12 +232,14 @@ def _condition(spec, entry, patient, label, phantom, params, pvals, preset, prot
                "protocol": preset}
     for f, v in fields.items():
         columns[f"protocol_{f}"] = math.nan if v is None else v
+    columns["protocol_hu_per_mg_ha"] = protocol.ha_hu_per_mg
+    columns["protocol_nps_radial"] = protocol.as_attrs().get("nps_radial", "")
     columns["protocol_mtf50_per_mm"] = MTF50_TIMES_FWHM / protocol.psf_fwhm_mm
     columns["protocol_mas"] = math.nan if mas is None else float(mas)
     shown = {**pvals, **values}
-    parts = [label, preset] + [f"{AXIS_COLUMNS[a][0] if a != 'slice' else 'slice'}="
-                               f"{_fmt(shown[a])}" for a in AXES
-                               if a in shown and len(spec.grid[a]) > 1]
+    parts = [label, preset] + [f"{AXIS_COLUMNS[a][0] if a not in _PAIRED else a}="
+                               f"{_table(spec, shown[a]) if a == 'nps_radial' else _fmt(shown[a])}"
+                               for a in AXES if a in shown and len(spec.grid[a]) > 1]
     return Condition(label="|".join(parts), digest=digest,
                      seed=condition_seed(spec.seed, digest), phantom=phantom,
                      protocol=protocol, columns=tuple(columns.items()), definition=definition)
