@@ -12,10 +12,11 @@ grown by 2 mm), calibration ``pvcalc.calibration.rod_calibration``.
    calibration)`` on the regions that :func:`pvcalc.quantify` builds, against a
    straightforward implementation of the same step written below from the same
    region, on the 3 and 5 mm inserts. The script checks that both give the same
-   answer before timing. ``clinical`` scores the whole scan once for all lesions
-   (one :func:`pvcalc.score` call, shared), so its time per lesion is that of all 9
-   lesions with an empty cache, divided by 9, and so is its baseline's (a
-   per-slice ``ndimage.label`` on each ROI's crop). ``region.noise_inflation`` (the
+   answer before timing. ``clinical`` scores each ROI's bounding box (the scoring
+   kernels of :func:`pvcalc.score`; the whole scan only for the ``resample_3mm``
+   convention, shared by the lesions through a cache), so its time per lesion is
+   that of all 9 lesions with an empty cache, divided by 9, and so is its
+   baseline's (a per-slice ``ndimage.label`` on each ROI's crop). ``region.noise_inflation`` (the
    correlated-noise factor that ``integrated``, ``volume_fraction`` and
    ``em_partial_content`` share, computed once per region) is timed with the
    regions, not in those methods.
@@ -346,7 +347,7 @@ def time_method(name, spec, ctx, regions, lesions, cal, budget):
     """(per-lesion ms of pvcalc, of the baseline or [], params), checking they agree."""
     p = spec.make_params(None)
     base = BASELINES.get(name)
-    if name == "clinical":   # one scan-level score shared by all lesions: per lesion = all / n
+    if name == "clinical":   # (any scan-level score is shared by the lesions): all / n
         def ours_all():
             ctx.cache.clear()
             return [spec.compute(r, p, cal) for r in regions]

@@ -60,7 +60,7 @@ LESION_VARIABLES = (
     ("volume_mm3", "float", "mm3", True, "true volume of the nominal shape"),
     ("mass_mg", "float", "mg", True, "true mass, density x volume / 1000"),
     ("density_mg_cm3", "float", "mg/cm3", True, "hydroxyapatite density"),
-    ("delta_hu", "float", "HU", True, "lesion HU above its background, HU per mg HA (protocol or kVp table) x density"),
+    ("delta_hu", "float", "HU", True, "lesion HU above its background, HU per mg HA x density"),
     ("hu", "float", "HU", True, "lesion HU before blur and noise, background_hu + delta_hu"),
     ("background_hu", "float", "HU", True, "HU of the tissue around the lesion"),
     ("centre_z_mm", "float", "mm", True, "shape centre z in the scan frame (after repositioning)"),

@@ -64,6 +64,24 @@ def test_accuracy_exact_estimates():
     assert r["r2"] == pytest.approx(1.0) and r["detection_rate"] == 1.0
 
 
+def test_accuracy_takes_negative_estimates_as_they_are():
+    """An integrated method's unclipped mass: -0.3 mg on a 0.157 mg insert (hand values)."""
+    est = np.array([-0.3, 0.1, 4.5, 19.0])
+    true = np.array([0.157, 0.314, 4.24, 19.63])
+    r = accuracy(pd.DataFrame({"e": est, "t": true}), estimate="e", true="t").iloc[0]
+    err = est - true
+    assert r["bias"] == pytest.approx(err.mean(), rel=1e-14)
+    assert r["bias"] == pytest.approx((-0.457 - 0.214 + 0.26 - 0.63) / 4, rel=1e-12)
+    assert r["relative_error_pct"] == pytest.approx(100 * np.mean(err / true), rel=1e-14)
+    assert r["relative_error_pct"] < -80          # the -291% of the first lesion counts
+    assert r["rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-14)
+    assert r["detected"] == 3 and r["detection_rate"] == 0.75   # -0.3 mg is not detected
+    clipped = accuracy(np.clip(est, 0, None), true).iloc[0]
+    assert clipped["bias"] > r["bias"]            # clipping would bias the mean error upwards
+    with pytest.raises(ValueError, match="finite"):
+        accuracy([np.nan, 1.0], [1.0, 1.0])
+
+
 def test_compare_methods_matches_scipy_and_holm():
     from statsmodels.stats.multitest import multipletests
     df = _study(2)

@@ -56,8 +56,8 @@ def test_negative_scores_where_meaningless():
         stats.bland_altman([1.0, 2.0], [1.0, 0.0], transform="log")
     with pytest.raises(ValueError, match="truth must be strictly positive"):
         stats.accuracy([1.0, 2.0], [0.0, 2.0])
-    with pytest.raises(ValueError, match="estimates must be non-negative"):
-        stats.accuracy([-1.0, 2.0], [1.0, 2.0])
+    # accuracy takes an estimate below 0 (an unclipped integrated mass) as it is
+    assert stats.accuracy([-1.0, 2.0], [1.0, 2.0])["bias"].iloc[0] == -1.0
     # Bland-Altman on raw differences accepts negative values (e.g. HU)
     assert len(stats.bland_altman([-1.0, 2.0, 0.5], [1.0, -2.0, 0.4])) == 1
 

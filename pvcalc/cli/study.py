@@ -134,16 +134,48 @@ def _run(args) -> int:
     print(f"results: {result.out_dir} ({result.n_skipped + result.n_completed} of "
           f"{result.n_tasks} task(s) complete; read them with "
           f"pvcalc.study.read_results({str(result.out_dir)!r}))")
+    _print_summary(result.out_dir, spec)
     if not args.no_report:
         from pvcalc.study.report import write_report
 
-        print(f"report: {write_report(result.out_dir, spec=spec)}")
+        folder = write_report(result.out_dir, spec=spec)
+        document = next((folder / n for n in ("report.md", "report.html")
+                         if (folder / n).exists()), folder)
+        print(f"report: {folder} ({document.name}: every statistic with its confidence "
+              "interval, the figures, each table as CSV)" if document != folder
+              else f"report: {folder}")
+    else:
+        print(f"no report written (--no-report); pvcalc study report {result.out_dir} "
+              "writes it")
     if result.n_failed:
         print(f"pvcalc: {result.n_failed} task(s) failed; their errors: "
               f"pvcalc.study.read_failures({str(result.out_dir)!r}); running the same command "
               "again retries them", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_summary(out_dir, spec):
+    """The short mass table of the study's results (pvcalc.study._run_summary)."""
+    from pvcalc.methods import METHODS
+    from pvcalc.study import read_results
+    from pvcalc.study._run_summary import format_summary, summary_table
+
+    results = read_results(out_dir)
+    if results.empty:
+        return
+    table = summary_table(results, spec)
+    methods = list(dict.fromkeys(results["method"]))
+    shown = set(table["method"]) if not table.empty else set()
+    no_mass = [m for m in methods if m not in shown and (
+        m not in METHODS or "mass_mg" not in METHODS[m].defines)]
+    sizes = table.attrs.get("sizes", ["all"]) if not table.empty else ["all"]
+    which = ("every lesion" if sizes == ["all"] else
+             "the " + " and ".join(s.replace(" mm", "") for s in sizes) + " mm lesions")
+    print(f"\nmass by method, {which}: err = mean relative mass error, 100 (estimate - "
+          "truth) / truth, %;\ninterscan = mean relative interscan difference of the mass, "
+          "|A - B| / ((A + B) / 2), %, repeat 1 vs 2")
+    print(format_summary(table, no_mass=no_mass) + "\n")
 
 
 def _report(args) -> int:

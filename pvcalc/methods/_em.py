@@ -137,6 +137,68 @@ def _disk(rim_mm, dy, dx):
     return (yy * yy + xx * xx <= rim_mm * rim_mm * (1.0 + 1e-12))[None]
 
 
+def _shift_or(mask, offsets):
+    """Binary dilation of ``mask`` by the (symmetric) offsets, border 0, as shifted ORs."""
+    out = mask.copy()
+    for offset in offsets:
+        dst, src = [], []
+        for d, n in zip(offset, mask.shape):
+            if abs(d) >= n:
+                break
+            dst.append(slice(d, n) if d >= 0 else slice(0, n + d))
+            src.append(slice(0, n - d) if d >= 0 else slice(-d, n))
+        else:
+            out[tuple(dst)] |= mask[tuple(src)]
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _disk_offsets(rim_mm, dy, dx):
+    """The non-zero (0, dy, dx) offsets of :func:`_disk`."""
+    disk = _disk(rim_mm, dy, dx)[0]
+    ry, rx = disk.shape[0] // 2, disk.shape[1] // 2
+    return tuple((0, int(a) - ry, int(b) - rx) for a, b in np.argwhere(disk)
+                 if (a, b) != (ry, rx))
+
+
+def _lesion_box(region, params):
+    """(box, extended, lesion) of :func:`lesion_regions` on a box of the crop, or None.
+
+    The box is the core's bounding box grown by the reach of the extension and
+    the rim, inside the ROI's bounding box (every mask lies in the ROI); None
+    when the core is empty.
+    """
+    rbox = region.roi_box
+    core_roi = region.core[rbox]
+    if not core_roi.any():
+        return None
+    dz, dy, dx = region.spacing_mm
+    reach_mm = (params.extend_mm + params.rim_mm, params.extend_mm + params.rim_mm)
+    grow = (int(params.extend_mm // dz) + params.rim_slices + 1,
+            int(reach_mm[0] // dy) + 1, int(reach_mm[1] // dx) + 1)
+    box = []
+    for axis, (r, g) in enumerate(zip(rbox, grow)):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(core_roi.any(axis=other)) + r.start
+        box.append(slice(max(int(idx[0]) - g, r.start), min(int(idx[-1]) + g + 1, r.stop)))
+    box = tuple(box)
+    c, roi, hu = region.core[box], region.roi[box], region.hu[box]
+    near = ndimage.distance_transform_edt(~c, sampling=region.spacing_mm) <= params.extend_mm
+    cand = c | (roi & near & (hu >= params.extend_hu))
+    comp, n = ndimage.label(cand, structure=region.structure)
+    keep = np.zeros(n + 1, dtype=bool)     # the components that hold a core voxel
+    keep[comp[c]] = True
+    keep[0] = False
+    ext = keep[comp]
+    les = ext
+    if params.rim_slices > 0:   # a cylinder = a z line (+) a disk: two cheap dilations
+        les = _shift_or(les, [(k, 0, 0) for j in range(1, params.rim_slices + 1)
+                              for k in (j, -j)])
+    if params.rim_mm >= min(dy, dx):
+        les = _shift_or(les, _disk_offsets(params.rim_mm, dy, dx))
+    return box, ext, les & roi
+
+
 def lesion_regions(region, params):
     """The extension and the lesion region of ``region`` (boolean masks on its crop).
 
@@ -151,35 +213,17 @@ def lesion_regions(region, params):
         inside the ROI (the same dilation as ``volume_fraction``'s lesion mask).
 
     Both are empty when the core is. The work is done on the core's bounding
-    box grown by the reach of the extension and the rim.
+    box grown by the reach of the extension and the rim, inside the ROI's
+    bounding box (both masks lie in the ROI); the dilations are ORs of shifted
+    copies (a binary dilation with a zero border).
     """
-    core = region.core
-    extended = np.zeros_like(core)
-    lesion = np.zeros_like(core)
-    if not core.any():
-        return extended, lesion
-    dz, dy, dx = region.spacing_mm
-    reach_mm = (params.extend_mm + params.rim_mm, params.extend_mm + params.rim_mm)
-    grow = (int(params.extend_mm // dz) + params.rim_slices + 1,
-            int(reach_mm[0] // dy) + 1, int(reach_mm[1] // dx) + 1)
-    idx = np.nonzero(core)
-    box = tuple(slice(max(int(i.min()) - g, 0), min(int(i.max()) + g + 1, n))
-                for i, g, n in zip(idx, grow, core.shape))
-    c, roi, hu = core[box], region.roi[box], region.hu[box]
-    near = ndimage.distance_transform_edt(~c, sampling=region.spacing_mm) <= params.extend_mm
-    cand = c | (roi & near & (hu >= params.extend_hu))
-    comp, _ = ndimage.label(cand, structure=region.structure)
-    keep = np.unique(comp[c])
-    ext = np.isin(comp, keep[keep > 0])
-    les = ext
-    if params.rim_slices > 0:   # a cylinder = a z line (+) a disk: two cheap dilations
-        les = ndimage.binary_dilation(
-            les, structure=np.ones((2 * params.rim_slices + 1, 1, 1), dtype=bool))
-    if params.rim_mm >= min(dy, dx):
-        les = ndimage.binary_dilation(les, structure=_disk(params.rim_mm, dy, dx))
-    les = les & roi
-    extended[box] = ext
-    lesion[box] = les
+    extended = np.zeros_like(region.core)
+    lesion = np.zeros_like(region.core)
+    found = _lesion_box(region, params)
+    if found is not None:
+        box, ext, les = found
+        extended[box] = ext
+        lesion[box] = les
     return extended, lesion
 
 
@@ -198,12 +242,13 @@ def compute(region, params, calibration):
         if calibration is None:
             out["reason"] += "; " + NO_CALIBRATION
         return out
-    extended, lesion = lesion_regions(region, params)
-    hu = region.hu[lesion]
+    box, extended, lesion = _lesion_box(region, params)
+    hu = region.hu[box][lesion]     # the order of region.hu[lesion_regions(...)[1]]
     x = hu - bkg
-    peak = float(region.hu[region.core].max())
+    rbox = region.roi_box
+    peak = float(region.hu[rbox][region.core[rbox]].max())
     out.update(n_voxels=int(x.size), peak_hu=peak, n_extended=int(np.count_nonzero(extended)))
-    roi_hu = region.hu[region.roi]
+    roi_hu = region.hu[rbox][region.roi[rbox]]
     z, _, detected = excess_test(region, float(roi_hu.sum() - roi_hu.size * bkg),
                                  int(roi_hu.size), params.alpha)
     out.update(detected=detected, z_score=z)

@@ -282,13 +282,15 @@ def _plateau_ratio(prof, s, b, s50, bins, params):
     """
     h = s[1] - s[0]
     m = prof.shape[1]
-    j_edge = np.rint((np.nan_to_num(s50) - s[0]) / h).astype(
-        np.int64
-    )  # sample of each edge
     lags = np.arange(-round(0.5 / h), m)  # from 0.5 mm outside
     ratios = []
     for idx in bins:
-        cols = j_edge[idx, None] + lags[None, :]
+        idx = idx[np.isfinite(s50[idx])]   # the bins hold resolved vertices; never cast NaN
+        if not idx.size:
+            continue
+        # sample of each edge (clipped to the profile, so that the cast is defined)
+        j_edge = np.rint(np.clip((s50[idx] - s[0]) / h, -1.0, float(m))).astype(np.int64)
+        cols = j_edge[:, None] + lags[None, :]
         inside = (cols >= 0) & (cols < m)
         vals = (
             np.take_along_axis(prof[idx], np.clip(cols, 0, m - 1), axis=1)
@@ -484,6 +486,11 @@ def compute(region, params, calibration):
             what = (
                 f"the lesion spans {n_slices} slice(s) at its half maximum (min_slices = "
                 f"{params.min_slices}), too few for its z profile to show a plateau"
+            )
+        elif not np.isfinite(ratio):
+            what = (
+                "no vertex profile crosses its half-maximum level within reach, so there is "
+                "no edge profile to test for a flat top"
             )
         else:
             what = (

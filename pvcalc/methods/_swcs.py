@@ -4,7 +4,9 @@ A threshold-free score: each voxel gets the weight ``w = Phi((I - mu) / sigma)``
 (Phi the standard normal CDF), where mu and sigma are the mean and SD of HU in
 a 100 mg HA/cm3 calibration rod; the weights are smoothed in each slice by the
 5-point "plus" kernel (0.2 at the voxel and at its four in-plane neighbours)
-and summed over the lesion.
+and summed over the lesion. The weights are computed on the ROI's bounding box
+grown by one pixel in-plane (:func:`_smoothing_box`), which gives every ROI
+voxel the same smoothed weight as the whole crop.
 
 Here no 100 mg/cm3 rod is needed: ``mu = S_bkg + rho_ref / c_HA`` (the
 calibrated HU of rho_ref = 100 mg HA/cm3 above the lesion's local background)
@@ -76,14 +78,28 @@ def weights(hu, mu, sigma):
     return np.where(hu > mu, 1.0, np.where(hu == mu, 0.5, 0.0))
 
 
+def _smoothing_box(region):
+    """The ROI's bounding box grown by one pixel in-plane, inside the crop.
+
+    The plus kernel reaches one pixel in y and x and none in z, so the smoothed
+    weight of every ROI voxel is the same on this box as on the whole crop: a
+    box edge either lies one pixel beyond the ROI or is the crop's own edge
+    (where ``mode="nearest"`` repeats the same edge voxels).
+    """
+    (bz, by, bx), (_, ny, nx) = region.roi_box, region.hu.shape
+    return (bz, slice(max(by.start - 1, 0), min(by.stop + 1, ny)),
+            slice(max(bx.start - 1, 0), min(bx.stop + 1, nx)))
+
+
 def compute(region, params, calibration):
     """Spatially weighted calcium score of one ROI."""
     mu = region.background_hu + params.reference_density_mg_cm3 / calibration.c_ha_mg_cm3_per_hu
     sigma = region.background_sd_hu
-    smooth = ndimage.convolve(weights(region.hu, mu, sigma), PLUS_KERNEL, mode="nearest")
+    box = _smoothing_box(region)
+    smooth = ndimage.convolve(weights(region.hu[box], mu, sigma), PLUS_KERNEL, mode="nearest")
     dz, dy, dx = region.spacing_mm
     factor = dz / AGATSTON_SLICE_MM if params.slice_normalisation else 1.0
-    inside = smooth[region.roi]
+    inside = smooth[region.roi[box]]
     return {"swcs": float(inside.sum()) * dy * dx * factor,
             "detected": bool(inside.size and inside.max() >= params.detection_weight),
             "volume_mm3": float("nan"), "mass_mg": float("nan"), "reason": _NOT_DEFINED,

@@ -65,19 +65,34 @@ class VolumeFractionParams(IntegratedParams):
 
 
 def lesion_mask(region, params):
-    """The mask of the fraction sum (see the module notes)."""
+    """The mask of the fraction sum (see the module notes).
+
+    Computed on the ROI's bounding box (``region.roi_box``), which holds the
+    core and every voxel of the mask: the in-plane distance of each slice is
+    to that slice's core, and the z dilation is an OR of the slices shifted by
+    up to ``dilation_slices`` (the binary dilation by a z line, without voxels
+    from beyond the box, where the core is empty).
+    """
     if params.mask == "roi" or not region.core.any():
         return region.roi
+    box = region.roi_box
+    core = region.core[box]
     dy, dx = region.spacing_mm[1:]
-    grown = np.empty_like(region.core)
-    for z in range(region.core.shape[0]):   # in-plane distance, slice by slice
-        sl = region.core[z]
-        grown[z] = (ndimage.distance_transform_edt(~sl, sampling=(dy, dx))
-                    <= params.dilation_mm) if sl.any() else False
-    if params.dilation_slices:
-        grown = ndimage.binary_dilation(
-            grown, structure=np.ones((2 * params.dilation_slices + 1, 1, 1), dtype=bool))
-    return grown & region.roi
+    grown = np.zeros_like(core)
+    for z in range(core.shape[0]):   # in-plane distance, slice by slice
+        sl = core[z]
+        if sl.any():
+            grown[z] = ndimage.distance_transform_edt(~sl, sampling=(dy, dx)) <= params.dilation_mm
+    k = params.dilation_slices
+    if k:
+        plane = grown
+        grown = plane.copy()
+        for step in range(1, min(k, plane.shape[0] - 1) + 1):
+            grown[step:] |= plane[:-step]
+            grown[:-step] |= plane[step:]
+    mask = np.zeros_like(region.roi)
+    mask[box] = grown & region.roi[box]
+    return mask
 
 
 def compute(region, params, calibration):

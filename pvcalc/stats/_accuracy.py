@@ -69,8 +69,10 @@ def accuracy(data, truth=None, *, estimate: str = "estimate", true: str = "truth
     truth : array_like, optional
         True values (same unit, > 0) when ``data`` is an array.
     estimate, true : str
-        Column names of the estimate (>= 0; an undetected lesion is 0, not
-        NaN) and the true value (> 0).
+        Column names of the estimate (any finite value: an undetected lesion
+        is 0, not NaN, and the unclipped integrated-intensity methods give
+        negative estimates on calcium-free or faint ROIs, which are used as
+        they are) and the true value (> 0, so the relative error is defined).
     groupby : str or list of str, optional
         Strata (method, size, density, velocity, protocol...), one row each.
     detection_threshold : float
@@ -94,7 +96,10 @@ def accuracy(data, truth=None, *, estimate: str = "estimate", true: str = "truth
     RMSE = sqrt(mean((est - true)^2)). Slope / intercept CIs: coefficient
     -/+ t_{n-2} SE (``scipy.stats.linregress``). Detection rate: share of
     true lesions whose estimate exceeds ``detection_threshold``; its CI is
-    the Wilson score interval.
+    the Wilson score interval. Negative estimates are not clipped: clipping at 0
+    would bias the mean error upwards wherever noise can push an unbiased
+    estimate below 0 (Black, Molloi et al., Med Phys 2023, sum the excess
+    unclipped for this reason); such an estimate counts as not detected.
 
     Checked against numpy hand computations and statsmodels OLS CIs (tests).
 
@@ -113,7 +118,7 @@ def accuracy(data, truth=None, *, estimate: str = "estimate", true: str = "truth
                 "accuracy: pass either a DataFrame plus estimate= and true= column names, "
                 f"or two arrays (estimates, truth); got {type(data).__name__} and "
                 "truth=None.")
-        est = _finite_values(data, name="estimates", func=func, nonnegative=True)
+        est = _finite_values(data, name="estimates", func=func)
         tru = _finite_values(truth, name="truth", func=func, positive=True)
         if est.shape != tru.shape:
             raise ValueError(
@@ -129,7 +134,7 @@ def accuracy(data, truth=None, *, estimate: str = "estimate", true: str = "truth
     rows = []
     for key, sub in _groups(data, groupby):
         est = _finite_values(sub[estimate].to_numpy(), name=f"column {estimate!r}",
-                             func=func, nonnegative=True)
+                             func=func)
         tru = _finite_values(sub[true].to_numpy(), name=f"column {true!r}", func=func,
                              positive=True)
         if est.size < 2:

@@ -38,11 +38,18 @@ FLUSH_SECONDS = 60.0
 IN_FLIGHT_PER_THREAD = 2
 #: Environment of local worker processes: one numba thread each (one task per core).
 _WORKER_ENV = {"NUMBA_NUM_THREADS": "1"}
-#: Variables that distributed sets to 1 in worker processes and that local workers
-#: inherit from this process instead: the rounding of a BLAS dot product depends on
-#: BLAS's thread count, so worker processes agree bit for bit with an in-process
-#: worker only when they use the same count (docs/study.md, "Reproducibility").
-_INHERITED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: Variables that distributed sets in worker processes and that local workers inherit
+#: from this process instead. The thread counts (distributed sets them to 1): the
+#: rounding of a BLAS dot product depends on BLAS's thread count, so worker processes
+#: agree bit for bit with an in-process worker only when they use the same count
+#: (docs/study.md, "Reproducibility"). ``MALLOC_TRIM_THRESHOLD_`` (distributed: 65536,
+#: to hand freed memory back to the OS): setting it turns off glibc's dynamic mmap
+#: threshold, so every large temporary array of a task is a fresh mmap with its pages
+#: faulted in again; a task then took 45% more CPU time (0.107-0.129 s against
+#: 0.155-0.181 s per CCI-replica task, benchmarks/bench_study_throughput.py, "Where the
+#: time goes" in docs/benchmarks.md).
+_INHERITED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "MALLOC_TRIM_THRESHOLD_")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ Layout of the output folder ``DIR`` (``docs/study.md`` has the contract)::
     DIR/study.json        the canonical spec and the pvcalc / phantoms versions
     DIR/spec.toml         the spec's TOML text as given (for people; not read back)
     DIR/manifest.jsonl    one JSON line per written batch: its part file, size,
-                          SHA-256, row count, task keys, failures and task times
+                          SHA-256, row count, task keys, failures, task times
+                          and each task's stage times (simulate, calibrate,
+                          rois, quantify, tabulate)
     DIR/results/part-<hash>-<n>.parquet
                           one row per scan x lesion x method (<hash>: the short
                           hash of the batch's first task key; <n>: the batch number)
@@ -161,6 +163,10 @@ class Store:
                  "failed": [{"task_key": o.key, "error": o.error, "traceback": o.traceback}
                             for o in outcomes if o.table is None],
                  "seconds": {o.key: round(o.seconds, 3) for o in outcomes}}
+        stages = {o.key: {k: round(v, 4) for k, v in o.stages.items()}
+                  for o in outcomes if getattr(o, "stages", None)}
+        if stages:
+            entry["stages"] = stages
         rows = [o for o in good if len(o.table)]   # a scan without lesions has no rows
         if rows:
             name = f"part-{rows[0].key.rsplit('|', 1)[1]}-{self._number:05d}.parquet"
