@@ -11,7 +11,8 @@ import numbers
 import numpy as np
 
 from phantoms._library_estimate import _agatston_weight, estimated_agatston
-from phantoms._validate import boolean, interval, real_in_range
+from phantoms._library_screening import screening_burden
+from phantoms._validate import boolean, interval, one_of, real_in_range
 from phantoms.motion import check_heart_rate
 
 #: Artery labels, in the order used everywhere (lesion names start with them).
@@ -55,6 +56,8 @@ _N_LESIONS_RANGE = {0: (0, 0), 1: (1, 2), 2: (1, 4), 3: (2, 7), 4: (4, 12)}
 _DENSITY_RANGE_MG_CM3 = (130.0, 900.0)
 _VOLUME_RANGE_MM3 = (1.0, 400.0)
 _SHAPES = ("ellipsoid", "tube", "blob")
+#: Lesion population models of :func:`virtual_patient` (``population``).
+POPULATIONS = ("categories", "screening")
 _GAP_MM = 2.0
 _Z_EXTENT_MM = (-50.0, 50.0)
 
@@ -149,7 +152,8 @@ def _check_seed(seed):
 
 def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
                     motion=True, heart_rate_bpm=None, kvp=120.0, extension_ring=False,
-                    z_extent_mm=_Z_EXTENT_MM):
+                    z_extent_mm=_Z_EXTENT_MM, population="categories", motion_scale=1.0,
+                    density_range_mg_cm3=_DENSITY_RANGE_MG_CM3, share_alpha=2.0):
     """A virtual patient: calcified lesions along simplified coronary arteries.
 
     The generator first picks a target Agatston risk category (or takes
@@ -189,6 +193,24 @@ def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
         Use the 400 x 300 mm body.
     z_extent_mm : (float, float), default (-50, 50)
         Axial extent; must contain the arteries (z from -40 to +40 mm).
+    population : {"categories", "screening"}, default "categories"
+        How the calcium is drawn. ``"categories"``: aimed at a risk category as
+        described above. ``"screening"``: the total Agatston score and the number
+        of lesions are drawn from the burden measured in a lung-screening
+        population (no category is aimed at, none is avoided, and 24% of the
+        patients have no calcium; :mod:`phantoms._library_screening` has the
+        model and its sources); ``risk_category`` and ``n_lesions`` must then be
+        None, and the lesions are sized from their shares as above without the
+        redraw to a category.
+    motion_scale : float, default 1
+        Factor (0-5) on every artery's peak speed; 0 keeps the motion timing but
+        makes every lesion static. Values other than 1 are for sensitivity studies.
+    density_range_mg_cm3 : (float, float), default (130, 900)
+        Range of the log-uniform lesion density (mg HA/cm3), within 10-3000.
+    share_alpha : float, default 2
+        Concentration of the Dirichlet split of the total among the lesions
+        (0.05-100): small values give one dominant lesion and many small ones,
+        large values lesions of equal shares.
 
     Returns
     -------
@@ -224,17 +246,71 @@ def virtual_patient(seed, *, risk_category=None, n_lesions=None, shapes=_SHAPES,
     from phantoms.phantom import Phantom
 
     rng = np.random.default_rng(_check_seed(seed))
-    category = _patient_category(risk_category, rng)
+    one_of("population", population, POPULATIONS)
+    draw = _check_draw_options(motion_scale, density_range_mg_cm3, share_alpha)
+    if population == "screening":
+        if risk_category is not None or n_lesions is not None:
+            raise ValueError(
+                "population='screening' draws each patient's calcium (total and number of "
+                f"lesions); got risk_category={risk_category!r}, n_lesions={n_lesions!r}: "
+                "leave both None, or use population='categories'")
+        burden = screening_burden(float(rng.uniform()))
+        category = _category_of(burden[0])
+    else:
+        burden = None
+        category = _patient_category(risk_category, rng)
     shapes = tuple(shapes)
     _check_patient_options(category, n_lesions, shapes, motion, kvp)
     hr = (float(rng.uniform(55.0, 85.0)) if heart_rate_bpm is None
           else check_heart_rate(heart_rate_bpm))
     z_extent = _check_patient_extent(z_extent_mm)
     body = ThoraxBody(extension_ring=bool(extension_ring))
-    motions = _artery_motions(rng, hr, bool(motion))
-    lesions = _accepted_lesions(rng, category, n_lesions, shapes, motions, kvp, body,
-                                z_extent)
+    motions = _artery_motions(rng, hr, bool(motion), draw["motion_scale"])
+    if burden is None:
+        lesions = _accepted_lesions(rng, category, n_lesions, shapes, motions, kvp, body,
+                                    z_extent, draw)
+    else:
+        lesions = _screening_lesions(rng, burden, shapes, motions, kvp, body, z_extent, draw)
     return Phantom(body, tuple(lesions), z_extent_mm=z_extent, name="virtual_patient")
+
+
+def _check_draw_options(motion_scale, density_range_mg_cm3, share_alpha):
+    """The lesion-draw options, checked: motion scale, density range, Dirichlet alpha."""
+    lo, hi = interval("density_range_mg_cm3", density_range_mg_cm3, ends=("low", "high"),
+                      example="(130.0, 900.0)")
+    if lo < 10.0 or hi > 3000.0:
+        raise ValueError(f"density_range_mg_cm3 must lie within 10-3000 mg HA/cm3, got "
+                         f"({lo}, {hi}); calcified plaque is about 130-1000")
+    return {"motion_scale": real_in_range("motion_scale", motion_scale, 0.0, 5.0,
+                                          hint="1 = the published coronary speeds"),
+            "density_range": (lo, hi),
+            "share_alpha": real_in_range("share_alpha", share_alpha, 0.05, 100.0,
+                                         hint="2 = the default split")}
+
+
+def _category_of(total):
+    """Index into :data:`RISK_CATEGORY_BOUNDS` of a total score (0 only for 0)."""
+    if total <= 0.0:
+        return 0
+    return next(i for i, (_, high) in enumerate(RISK_CATEGORY_BOUNDS) if i and total <= high)
+
+
+def _screening_lesions(rng, burden, shapes, motions, kvp, body, z_extent, draw):
+    """Lesions of a screening patient: its total split among its lesions, placed."""
+    total, n = burden
+    if n == 0:
+        return []
+    lines = coronary_centrelines()
+    tissue_hu = float(getattr(body, "tissue_hu", 40.0))
+    for attempt in range(50):
+        m = max(1, n - attempt // 10)      # one lesion fewer after every 10 failed tries
+        shares = total * rng.dirichlet(np.full(m, draw["share_alpha"]))
+        lesions = _place_lesions(rng, shares, shapes, lines, motions, kvp, tissue_hu,
+                                 z_extent, body, draw["density_range"])
+        if lesions is not None:
+            return lesions
+    raise RuntimeError(  # pragma: no cover - one lesion always fits
+        f"could not place {n} lesions after 50 attempts; try another seed")
 
 
 def _patient_category(risk_category, rng):
@@ -275,7 +351,7 @@ def _check_patient_extent(z_extent_mm):
     return z_lo, z_hi
 
 
-def _artery_motions(rng, heart_rate_bpm, moving):
+def _artery_motions(rng, heart_rate_bpm, moving, scale=1.0):
     """One motion per artery: CardiacMotion at the patient's heart rate, or Static.
 
     The per-artery draws (peak speed, in-plane angle, small z component) happen in
@@ -286,7 +362,7 @@ def _artery_motions(rng, heart_rate_bpm, moving):
     motions = {}
     for artery in ARTERIES:
         lo, hi = _PEAK_VELOCITY_MM_S[artery]
-        peak = float(rng.uniform(lo, hi))
+        peak = float(rng.uniform(lo, hi)) * scale
         ang = rng.uniform(0.0, 2.0 * math.pi)
         direction = (float(rng.normal(0.0, 0.2)), math.sin(ang), math.cos(ang))
         norm = math.sqrt(sum(d * d for d in direction))
@@ -296,13 +372,14 @@ def _artery_motions(rng, heart_rate_bpm, moving):
     return motions
 
 
-def _accepted_lesions(rng, category, n_lesions, shapes, motions, kvp, body, z_extent):
+def _accepted_lesions(rng, category, n_lesions, shapes, motions, kvp, body, z_extent,
+                      draw):
     """Draw patients until the estimated total lies in the category's acceptance band."""
     tissue_hu = float(getattr(body, "tissue_hu", 40.0))
     lines = coronary_centrelines()
     for _attempt in range(50):
         lesions = _draw_lesions(rng, category, n_lesions, shapes, lines, motions, kvp,
-                                tissue_hu, z_extent, body)
+                                tissue_hu, z_extent, body, draw)
         if lesions is None:
             continue
         total = float(estimated_agatston(lesions, kvp=kvp, tissue_hu=tissue_hu).sum())
@@ -324,7 +401,7 @@ def _in_soft_tissue(body, box, margin_mm=3.0):
     return bool(np.all(body.inside_tissue(ys, xs)))
 
 
-def _lesion_shares(rng, category, n_lesions):
+def _lesion_shares(rng, category, n_lesions, alpha=2.0):
     """The lesion population: each lesion's share of a target total drawn in the category."""
     lo, hi = _TARGET_RANGE[category]
     target = math.exp(rng.uniform(math.log(lo), math.log(hi)))
@@ -333,19 +410,21 @@ def _lesion_shares(rng, category, n_lesions):
         n = int(rng.integers(n_lo, n_hi + 1))
     else:
         n = int(n_lesions)
-    return target * rng.dirichlet(np.full(n, 2.0))
+    return target * rng.dirichlet(np.full(n, alpha))
 
 
 def _draw_lesions(rng, category, n_lesions, shapes, lines, motions, kvp, tissue_hu,
-                  z_extent, body):
+                  z_extent, body, draw):
     """One candidate patient's lesions (None if one could not be placed)."""
     if category == 0:
         return []
-    return _place_lesions(rng, _lesion_shares(rng, category, n_lesions), shapes, lines,
-                          motions, kvp, tissue_hu, z_extent, body)
+    return _place_lesions(rng, _lesion_shares(rng, category, n_lesions, draw["share_alpha"]),
+                          shapes, lines, motions, kvp, tissue_hu, z_extent, body,
+                          draw["density_range"])
 
 
-def _place_lesions(rng, shares, shapes, lines, motions, kvp, tissue_hu, z_extent, body):
+def _place_lesions(rng, shares, shapes, lines, motions, kvp, tissue_hu, z_extent, body,
+                   density_range=_DENSITY_RANGE_MG_CM3):
     """Size each share (density, volume, shape) and place it on an artery, biggest first."""
     from phantoms.materials import hu_per_mg_cm3
     from phantoms.phantom import Lesion
@@ -353,7 +432,7 @@ def _place_lesions(rng, shares, shapes, lines, motions, kvp, tissue_hu, z_extent
     k = hu_per_mg_cm3(kvp)
     boxes, lesions, counters = [], [], {a: 0 for a in ARTERIES}
     for share in sorted(shares.tolist(), reverse=True):   # big lesions placed first
-        density = math.exp(rng.uniform(*np.log(_DENSITY_RANGE_MG_CM3)))
+        density = math.exp(rng.uniform(*np.log(density_range)))
         w = _agatston_weight(tissue_hu + k * density)
         volume = float(np.clip(3.0 * share / max(w, 1.0), *_VOLUME_RANGE_MM3))
         kind = shapes[int(rng.integers(0, len(shapes)))]
@@ -403,9 +482,10 @@ def lesion_population(n_patients, *, seed, risk_categories="balanced", **patient
         ``"balanced"``: each block of five patients (0-4, 5-9, ...) takes the five
         categories in a seeded random order, so every category appears when
         ``n_patients >= 5`` and patient i does not depend on ``n_patients``; or one
-        category index per patient.
+        category index per patient. Unused with ``population="screening"`` (each
+        patient draws its own calcium; leave it at "balanced").
     **patient_kwargs
-        Passed to :func:`virtual_patient` (``shapes``, ``motion``, ...).
+        Passed to :func:`virtual_patient` (``shapes``, ``motion``, ``population``, ...).
 
     Returns
     -------
@@ -428,6 +508,16 @@ def lesion_population(n_patients, *, seed, risk_categories="balanced", **patient
     if "risk_category" in patient_kwargs:
         raise TypeError("give risk_categories (one per patient), not risk_category")
     n = int(n_patients)
+    children = [np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (i,))
+                for i in range(n)]
+    if patient_kwargs.get("population", "categories") == "screening":
+        if not (isinstance(risk_categories, str) and risk_categories == "balanced"):
+            raise ValueError(
+                "population='screening' draws each patient's calcium; leave risk_categories "
+                f"at 'balanced' (got {risk_categories!r}) or use population='categories'")
+        return [dataclasses.replace(virtual_patient(child, **patient_kwargs),
+                                    name=f"virtual_patient_{i}")
+                for i, child in enumerate(children)]
     if isinstance(risk_categories, str):
         if risk_categories != "balanced":
             raise ValueError(
@@ -446,8 +536,6 @@ def lesion_population(n_patients, *, seed, risk_categories="balanced", **patient
             raise ValueError(
                 f"risk_categories has {len(cats)} entries but n_patients={n}; give one "
                 "category per patient")
-    children = [np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (i,))
-                for i in range(n)]
     out = []
     for i, (child, cat) in enumerate(zip(children, cats)):
         p = virtual_patient(child, risk_category=cat, **patient_kwargs)
