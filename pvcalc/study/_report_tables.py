@@ -147,7 +147,9 @@ def _level_labels(values: pd.Series, unit: str) -> pd.Series:
     if v.nunique() <= _MAX_LEVELS:
         return v.map(lambda x: f"{x:g} {unit}".strip())
     bins = pd.qcut(v, 3, duplicates="drop")
-    return bins.map(lambda iv: f"{iv.left:.3g}-{iv.right:.3g} {unit}".strip()).astype(str)
+    # a lesion without the descriptor (NaN, e.g. the diameter of an ellipsoid) is "n/a"
+    return bins.map(lambda iv: f"{iv.left:.3g}-{iv.right:.3g} {unit}".strip()
+                    if isinstance(iv, pd.Interval) else "n/a").astype(str)
 
 
 def strata(long, condition_strata):
