@@ -230,7 +230,8 @@ def summarise_population(folder):
                 if q != "agatston":
                     for key in ("reclassified_jacobs", "kappa_jacobs", "reclassified_standard"):
                         stats[key] = np.nan
-                long = pd.concat([t.assign(scan=1, value=t["a"]), t.assign(scan=2, value=t["b"])])
+                m = t.dropna(subset=["a", "b"])
+                long = pd.concat([m.assign(scan=1, value=m["a"]), m.assign(scan=2, value=m["b"])])
                 ic = icc(long, subject="patient", rater="scan", value="value")
                 stats["icc_a1"] = float(ic.loc[ic["type"] == "ICC2", "icc"].iloc[0])
                 rows.append({"protocol": protocol, "method": method, "quantity": q, **stats})
@@ -265,7 +266,7 @@ def run(out, n_patients, workers, points=None):
         change = paired_change(base, totals) if i else (0.0, 0.0, 0.0)
         rows.append({"point": i, "factor": factor, "level": level, **stats,
                      "mean_change_pct": change[0], "mean_change_ci_low": change[1],
-                     "mean_change_ci_high": change[2], "seconds": round(seconds, 1)})
+                     "mean_change_ci_high": change[2]})
         per_patient.append(totals.assign(point=i))
         print(f"{i:2d} {factor:16s} {level:34s} mean {stats['mean_pct']:6.1f}% "
               f"[{stats['mean_ci_low']:.1f}, {stats['mean_ci_high']:.1f}] median "
