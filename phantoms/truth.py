@@ -6,7 +6,8 @@ of a scan as an :class:`xarray.Dataset` with attr ``schema_version`` =
 :data:`SCHEMA_VERSION`. Read it through the three functions here rather than
 by variable names: :func:`validate_truth` checks a Dataset against the schema,
 :func:`lesion_table` gives one row per lesion, :func:`fraction_map` gives one
-lesion's voxel fractions on a scan's grid. ``docs/dev/truth.md`` has the full
+lesion's voxel fractions on a scan's grid and :func:`fraction_box` only the
+part of the scan where they can be non-zero. ``docs/dev/truth.md`` has the full
 schema with every unit.
 
 Schema (version 1)
@@ -47,7 +48,7 @@ import xarray as xr
 from .motion import CardiacMotion, ConstantVelocity
 from .shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
 
-__all__ = ["LESION_VARIABLES", "SCHEMA_VERSION", "fraction_map", "lesion_table",
+__all__ = ["LESION_VARIABLES", "SCHEMA_VERSION", "fraction_box", "fraction_map", "lesion_table",
            "validate_truth"]
 
 #: Version of the truth schema, recorded in ``truth.attrs["schema_version"]``.
@@ -457,6 +458,61 @@ def fraction_map(truth, lesion, scan) -> xr.DataArray:
     >>> f.dims == scan.dims, round(float(f.sum()) * 3.0 * 0.49 ** 2, 1)   # 4/3 pi 2^3 = 33.51
     (True, 33.5)
     """
+    index, box = fraction_box(truth, lesion, scan)
+    i = _lesion_position(truth, lesion)
+    out = np.zeros(scan.shape, dtype=np.float32)
+    out[index] = box
+    return xr.DataArray(out, dims=scan.dims, coords=scan.coords, name="fraction",
+                        attrs=dict(units="1", lesion=str(truth["name"].values[i]),
+                                   lesion_index=i))
+
+
+def fraction_box(truth, lesion, scan):
+    """One lesion's voxel fractions on the part of a scan its stored box covers.
+
+    The same values as :func:`fraction_map` without a scan-sized array: the
+    fractions are 0 outside the returned block, so ``fraction_map(truth,
+    lesion, scan).values[index]`` equals ``fractions`` and is 0 elsewhere.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        A valid truth with fraction maps (``simulate(..., fraction_maps=True)``).
+    lesion : str or int
+        The lesion's name or 0-based index.
+    scan : xarray.DataArray
+        A scan on the truth's grid, dims ``("z", "y", "x")`` (the simulated
+        scan, one of its patches or any cut-out of them).
+
+    Returns
+    -------
+    index : tuple of three slices
+        Into the scan's array, ``(z, y, x)``: the block where the lesion's box
+        and the scan overlap (empty slices where they do not).
+    fractions : numpy.ndarray of float32
+        The lesion's time-averaged voxel fractions on that block (shape of
+        ``scan.values[index]``; size 0 where the box and the scan do not overlap).
+
+    Raises
+    ------
+    ValueError
+        The truth has no fraction maps, the lesion is not in the truth, or
+        the scan does not lie on the truth's grid.
+
+    Examples
+    --------
+    >>> from phantoms import Phantom, ThoraxBody, Lesion, Sphere, get_protocol
+    >>> from phantoms.simulate import simulate
+    >>> ph = Phantom(ThoraxBody(), [Lesion(Sphere((0, 0, 0), 2.0), 400.0)],
+    ...              z_extent_mm=(-6, 6))
+    >>> scan, truth = simulate(ph, get_protocol("calcium_scoring", matrix=64), seed=0,
+    ...                        noise=False)
+    >>> index, f = fraction_box(truth, 0, scan)
+    >>> f.shape == scan.values[index].shape, f.size < scan.size
+    (True, True)
+    >>> round(float(f.sum()) * 3.0 * 0.49 ** 2, 1)   # 4/3 pi 2^3 = 33.51
+    33.5
+    """
     validate_truth(truth)
     if "fraction" not in truth.variables:
         raise ValueError("the truth has no fraction maps (simulated with fraction_maps=False); "
@@ -470,12 +526,8 @@ def fraction_map(truth, lesion, scan) -> xr.DataArray:
     offset = int(np.prod(size[:i], axis=1).sum()) if i else 0
     start, box_shape = truth["fraction_start"].values[i].astype(np.int64), size[i]
     box = truth["fraction"].values[offset:offset + int(np.prod(box_shape))].reshape(box_shape)
-    out = np.zeros(scan.shape, dtype=np.float32)
     lo = np.maximum(start, first)
-    hi = np.minimum(start + box_shape, np.add(first, scan.shape))
-    if np.all(hi > lo):
-        out[tuple(slice(a - f, b - f) for a, b, f in zip(lo, hi, first))] = \
-            box[tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start))]
-    return xr.DataArray(out, dims=scan.dims, coords=scan.coords, name="fraction",
-                        attrs=dict(units="1", lesion=str(truth["name"].values[i]),
-                                   lesion_index=i))
+    hi = np.maximum(np.minimum(start + box_shape, np.add(first, scan.shape)), lo)
+    index = tuple(slice(int(a - f), int(b - f)) for a, b, f in zip(lo, hi, first))
+    block = box[tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start))]
+    return index, np.array(block, dtype=np.float32)

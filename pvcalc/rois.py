@@ -131,7 +131,7 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
     """
     from scipy import ndimage
 
-    from phantoms.truth import fraction_map, lesion_table
+    from phantoms.truth import fraction_box, lesion_table
     from pvcalc.scan import scan_spacing_mm
 
     validate_scan(scan)
@@ -139,18 +139,25 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
     spacing = np.asarray(scan_spacing_mm(scan))
     grow = np.ceil(float(margin_mm) / spacing).astype(int)
     labels = np.zeros(scan.shape, dtype=np.int32)
-    structure = np.ones(tuple(2 * g + 1 for g in grow), dtype=bool)
     for i in range(len(names)):
-        footprint = fraction_map(truth, i, scan).values > 0
-        zs = np.flatnonzero(footprint.any(axis=(1, 2)))
-        if zs.size == 0:
+        index, fractions = fraction_box(truth, i, scan)
+        footprint = fractions > 0
+        if not footprint.any():
             continue
-        slab = footprint[zs[0]:zs[-1] + 1]
-        hit = (zs, np.flatnonzero(slab.any(axis=(0, 2))), np.flatnonzero(slab.any(axis=(0, 1))))
+        # the footprint's bounding box inside the stored box, in scan indices
+        hit = [np.flatnonzero(footprint.any(axis=tuple(a for a in range(3) if a != k)))
+               for k in range(3)]
+        first = [s.start + int(h[0]) for s, h in zip(index, hit)]
+        last = [s.start + int(h[-1]) for s, h in zip(index, hit)]
         # the dilation of the footprint stays within its bounding box grown by ``grow``
-        box = tuple(slice(max(int(h[0]) - g, 0), min(int(h[-1]) + 1 + g, size))
-                    for h, g, size in zip(hit, grow, scan.shape))
-        grown = ndimage.binary_dilation(footprint[box], structure=structure)
+        box = tuple(slice(max(a - g, 0), min(b + 1 + g, size))
+                    for a, b, g, size in zip(first, last, grow, scan.shape))
+        padded = np.zeros(tuple(b.stop - b.start for b in box), dtype=bool)
+        padded[tuple(slice(a - b.start, z - b.start + 1) for a, z, b in zip(first, last, box))] \
+            = footprint[tuple(slice(int(h[0]), int(h[-1]) + 1) for h in hit)]
+        # dilation by a box of (2 grow + 1) voxels: a separable running maximum
+        grown = ndimage.maximum_filter(padded, size=tuple(2 * grow + 1), mode="constant",
+                                       cval=False)
         block = labels[box]
         block[grown & (block == 0)] = i + 1
     return xr.DataArray(labels, dims=scan.dims, coords=scan.coords,

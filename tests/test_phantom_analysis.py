@@ -90,6 +90,33 @@ def test_truth_labels_cover_each_footprint_and_spheres_refuse_overlap(cci_noise_
         spherical_roi_labels(scan, [(0, 0, 0), (0, 0, 1.0)], 2.0)
 
 
+@pytest.mark.parametrize("margin_mm", [0.5, 2.0, 3.0])
+def test_truth_labels_equal_a_full_scan_dilation(cci_noise_free, margin_mm):
+    """Against the slow way: each lesion's full-scan footprint dilated by a box of
+    ceil(margin / spacing) voxels, the first lesion winning where two meet."""
+    from scipy import ndimage
+
+    _, scan, truth = cci_noise_free
+    grow = np.ceil(margin_mm / np.asarray(scan_spacing_mm(scan))).astype(int)
+    expected = np.zeros(scan.shape, dtype=np.int32)
+    for i in range(truth.sizes["lesion"]):
+        footprint = phantoms.fraction_map(truth, i, scan).values > 0
+        grown = ndimage.binary_dilation(footprint, structure=np.ones(tuple(2 * grow + 1), bool))
+        expected[grown & (expected == 0)] = i + 1
+    labels = truth_roi_labels(scan, truth, margin_mm=margin_mm)
+    np.testing.assert_array_equal(labels.values, expected)
+    # a lesion against the scan's edge: cut the scan through the first insert
+    index, _ = phantoms.fraction_box(truth, 0, scan)
+    cut = scan.isel(x=slice(index[2].start + 2, None))
+    expected_cut = np.zeros(cut.shape, dtype=np.int32)
+    for i in range(truth.sizes["lesion"]):
+        footprint = phantoms.fraction_map(truth, i, cut).values > 0
+        grown = ndimage.binary_dilation(footprint, structure=np.ones(tuple(2 * grow + 1), bool))
+        expected_cut[grown & (expected_cut == 0)] = i + 1
+    np.testing.assert_array_equal(truth_roi_labels(cut, truth, margin_mm=margin_mm).values,
+                                  expected_cut)
+
+
 def test_reference_marks_the_missing_philips_volume_scores():
     from pvcalc.reference import qrm_reference_scores
 

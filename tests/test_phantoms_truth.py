@@ -1,4 +1,5 @@
-"""phantoms.truth: the schema, validate_truth, lesion_table, fraction_map, netCDF round trip."""
+"""phantoms.truth: the schema, validate_truth, lesion_table, fraction_map / fraction_box,
+netCDF round trip."""
 
 import math
 import re
@@ -17,6 +18,7 @@ from phantoms import (
     Phantom,
     Sphere,
     ThoraxBody,
+    fraction_box,
     fraction_map,
     get_protocol,
     lesion_table,
@@ -117,6 +119,27 @@ def test_fraction_map_on_patches_and_cut_outs_is_the_full_map_cut_out(full):
     cut = scan.isel(z=slice(2, 4), y=slice(40, 55), x=slice(30, 60))
     np.testing.assert_array_equal(fraction_map(truth, 0, cut).values,
                                   fraction_map(truth, 0, scan).values[2:4, 40:55, 30:60])
+
+
+def test_fraction_box_is_the_non_zero_block_of_the_fraction_map(full):
+    scan, truth = full
+    cuts = [scan, scan.isel(z=slice(2, 4), y=slice(40, 55), x=slice(30, 60)),
+            scan.isel(x=slice(0, 10))]           # the last one misses every lesion
+    for cut in cuts:
+        for i in range(3):
+            whole = fraction_map(truth, i, cut).values
+            index, box = fraction_box(truth, i, cut)
+            assert box.dtype == np.float32 and box.shape == cut.values[index].shape
+            np.testing.assert_array_equal(whole[index], box)
+            rest = whole.copy()
+            rest[index] = 0
+            assert not rest.any()
+    # a copy: changing it leaves the truth alone
+    index, box = fraction_box(truth, 0, scan)
+    box[...] = 7.0
+    assert float(fraction_box(truth, 0, scan)[1].max()) <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="lesion index must be in 0-2"):
+        fraction_box(truth, 5, scan)
 
 
 @pytest.mark.parametrize("change", ["half_pixel", "pixel", "every_other", "flipped"])
