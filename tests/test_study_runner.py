@@ -152,3 +152,49 @@ def test_bad_arguments_are_refused_before_any_work(spec, tmp_path, kwargs, messa
     with pytest.raises(ValueError, match=message):
         run_study(spec, out, **kwargs)
     assert not os.path.exists(out)
+
+
+_WORKER_SETTINGS_SCRIPT = """
+import json, os, sys, tempfile
+from pathlib import Path
+import numba            # imported by the main module before any worker starts, as the
+import pvcalc           # pvcalc command and scripts do (spawn imports it again)
+from pvcalc.study import runner
+
+def settings():
+    import os, numba
+    return [numba.get_num_threads(), os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+            os.environ.get("MALLOC_TRIM_THRESHOLD_")]
+
+if __name__ == "__main__":
+    before = {k: os.environ.get(k) for k in ("NUMBA_NUM_THREADS", "MALLOC_MMAP_THRESHOLD_",
+                                             "MALLOC_TRIM_THRESHOLD_")}
+    with runner._client(2, None, Path(tempfile.mkdtemp())) as client:
+        workers = list(client.run(settings).values())
+    after = {k: os.environ.get(k) for k in before}
+    print(json.dumps({"workers": workers, "before": before, "after": after}))
+"""
+
+
+def test_local_worker_processes_get_one_numba_thread_and_the_allocator_settings(tmp_path):
+    """Set before the worker processes start, so a main module that imported numba does
+    not leave them with numba's default thread count; this process's environment is left
+    as it was."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "workers.py"
+    script.write_text(_WORKER_SETTINGS_SCRIPT)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_NUM_THREADS", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+    env["NUMBA_NUM_THREADS"] = "2"       # the main process's own count
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    mib256 = str(256 * 2 ** 20)
+    assert out["workers"] == [[1, mib256, mib256], [1, mib256, mib256]]
+    assert out["after"] == out["before"] == {"NUMBA_NUM_THREADS": "2",
+                                             "MALLOC_MMAP_THRESHOLD_": None,
+                                             "MALLOC_TRIM_THRESHOLD_": None}

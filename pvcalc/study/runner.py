@@ -37,19 +37,31 @@ FLUSH_SECONDS = 60.0
 #: Tasks in flight per worker thread.
 IN_FLIGHT_PER_THREAD = 2
 #: Environment of local worker processes: one numba thread each (one task per core).
+#: Set before a worker process starts (distributed's ``pre-spawn-environ``), not with
+#: ``LocalCluster(env=...)``: that one is applied after the process has imported the
+#: main module again (multiprocessing's spawn), and a main module that imports pvcalc
+#: (the ``pvcalc`` command, a script) has imported numba, which reads
+#: ``NUMBA_NUM_THREADS`` once at import. The workers then ran two numba threads each
+#: on two cores (and the simulator's per-lesion thread pool), and a task took 1.5x the
+#: time of the same task in a serial loop (benchmarks/bench_study_throughput.py).
 _WORKER_ENV = {"NUMBA_NUM_THREADS": "1"}
 #: Variables that distributed sets in worker processes and that local workers inherit
 #: from this process instead. The thread counts (distributed sets them to 1): the
 #: rounding of a BLAS dot product depends on BLAS's thread count, so worker processes
 #: agree bit for bit with an in-process worker only when they use the same count
-#: (docs/study.md, "Reproducibility"). ``MALLOC_TRIM_THRESHOLD_`` (distributed: 65536,
-#: to hand freed memory back to the OS): setting it turns off glibc's dynamic mmap
-#: threshold, so every large temporary array of a task is a fresh mmap with its pages
-#: faulted in again; a task then took 45% more CPU time (0.107-0.129 s against
-#: 0.155-0.181 s per CCI-replica task, benchmarks/bench_study_throughput.py, "Where the
-#: time goes" in docs/benchmarks.md).
-_INHERITED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-              "MALLOC_TRIM_THRESHOLD_")
+#: (docs/study.md, "Reproducibility").
+_INHERITED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: glibc's allocator thresholds for local worker processes (bytes), set before they
+#: start, unless this process's environment sets them. Without them every large
+#: temporary array of a task in a worker process is a fresh ``mmap`` whose pages are
+#: faulted in again (distributed's own ``MALLOC_TRIM_THRESHOLD_=65536`` makes it so, and
+#: so do glibc's defaults in a worker process: about 24,000 minor page faults per
+#: CCI-replica task against 26 in the serial loop); a task then takes 40-50% more CPU
+#: time (docs/benchmarks.md, "Study throughput"). Freed memory up to this size stays
+#: with the worker for the next task instead of going back to the operating system.
+_MALLOC_BYTES = 256 * 2 ** 20
+_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(_MALLOC_BYTES),
+               "MALLOC_TRIM_THRESHOLD_": str(_MALLOC_BYTES)}
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,27 @@ def _versions():
 
 
 @contextlib.contextmanager
+def _environment_set(values):
+    """Set these environment variables of this process for the block, then restore them.
+
+    distributed's nannies take ``pre-spawn-environ`` from the config but let a variable
+    already set in ``os.environ`` win, and write the result into ``os.environ`` before
+    they start a worker process; so the variables are set here while the cluster starts,
+    and this process and its later subprocesses keep their own environment.
+    """
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
 def _client(workers, scheduler, scratch):
     """A distributed Client: on an existing scheduler, or on a LocalCluster started here."""
     import logging
@@ -117,18 +150,24 @@ def _client(workers, scheduler, scratch):
 
     n = int(workers or os.cpu_count() or 1)
     processes = n > 1
-    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
-               if k not in _INHERITED}
+    # distributed's defaults but the inherited thread counts and its allocator setting,
+    # ours where this process's environment does not set them, one numba thread always
+    environ = {k: str(v) for k, v in
+               dask.config.get("distributed.nanny.pre-spawn-environ").items()
+               if k not in _INHERITED and k not in _MALLOC_ENV and v is not None}
+    environ.update(_MALLOC_ENV)
+    environ = {k: v for k, v in environ.items() if k not in os.environ}
+    environ.update(_WORKER_ENV)
     # workers, nannies and the scheduler keep their files (spill, scratch) in out_dir
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
                           "temporary-directory": str(scratch)}):
         # no dashboard; the scheduler's HTTP routes (health) on a free local port
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                               dashboard_address="127.0.0.1:0",
-                               scheduler_kwargs={"dashboard": False},
-                               local_directory=str(scratch),
-                               silence_logs=logging.ERROR,
-                               **({"env": dict(_WORKER_ENV)} if processes else {}))
+        with _environment_set(environ):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
+                                   dashboard_address="127.0.0.1:0",
+                                   scheduler_kwargs={"dashboard": False},
+                                   local_directory=str(scratch),
+                                   silence_logs=logging.ERROR)
         try:
             with Client(cluster) as client:
                 yield client
