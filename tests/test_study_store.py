@@ -165,3 +165,37 @@ def test_links_out_of_the_folder_are_refused(finished, tmp_path):
 def test_reading_a_folder_without_a_study(tmp_path):
     with pytest.raises(ValueError, match="holds no study"):
         read_results(tmp_path)
+
+
+def _batch_frames():
+    """Result tables of three tasks with the store's column types; the third has a column
+    that is all missing (object) where the others hold strings, and one column fewer."""
+    def frame(task, note):
+        return pd.DataFrame({
+            "task_key": pd.Series([task] * 2).array,
+            "repeat": pd.array([1, 2], dtype="Int64"),
+            "gated": pd.array([True, None], dtype="boolean"),
+            "mass_mg": [1.5, float("nan")],
+            "reason": pd.Series(note, dtype=object),
+        })
+    third = frame("c", [None, None]).drop(columns=["gated"])
+    return [frame("a", ["", "no plateau"]), frame("b", ["x", ""]), third]
+
+
+@pytest.mark.parametrize("which", [slice(0, 2), slice(0, 3)])
+def test_a_batch_is_converted_as_each_table_would_be(which):
+    """The one-conversion path (tables alike) and the fallback (tables differ) give the
+    table that converting each result table and promoting the types gives."""
+    import pyarrow as pa
+
+    from pvcalc.study.store import _arrow_table
+
+    frames = _batch_frames()[which]
+    each = pa.concat_tables([pa.Table.from_pandas(f, preserve_index=False) for f in frames],
+                            promote_options="permissive")
+    batch = _arrow_table(frames)
+    assert batch.schema.equals(each.schema, check_metadata=True)
+    assert batch.combine_chunks().equals(each.combine_chunks())
+    back = batch.to_pandas()
+    assert list(back["task_key"]) == [f.task_key.iloc[0] for f in frames for _ in range(2)]
+    assert back["repeat"].dtype == "Int64" and back["mass_mg"].isna().sum() == len(frames)

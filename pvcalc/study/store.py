@@ -154,7 +154,6 @@ class Store:
 
     def write(self, outcomes) -> dict:
         """Write one batch of :class:`~pvcalc.study._execute.TaskOutcome` s; return its entry."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         outcomes = sorted(outcomes, key=lambda o: o.key)
@@ -170,8 +169,7 @@ class Store:
         rows = [o for o in good if len(o.table)]   # a scan without lesions has no rows
         if rows:
             name = f"part-{rows[0].key.rsplit('|', 1)[1]}-{self._number:05d}.parquet"
-            table = pa.concat_tables([pa.Table.from_pandas(o.table, preserve_index=False)
-                                      for o in rows], promote_options="permissive")
+            table = _arrow_table([o.table for o in rows])
             with _folders.scratch(self.folder) as tmp:
                 pq.write_table(table, tmp / name)
                 record = _folders.records(tmp, [name])[name]
@@ -191,6 +189,31 @@ class Store:
         self.entries.append(entry)
         self.done.update(entry["tasks"])
         return entry
+
+
+def _arrow_table(frames):
+    """One Arrow table of the result tables of a batch, in order.
+
+    Tables with the same columns and dtypes (the usual case: the tasks of one
+    study) are concatenated in pandas and converted once, which costs a tenth of
+    converting each (the per-column metadata of a wide table dominates); tables
+    that differ, or that Arrow cannot convert together, are converted one by one
+    and their types promoted (an all-missing column of one task takes the type
+    of the others').
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    first = frames[0]
+    if all(list(f.columns) == list(first.columns) and f.dtypes.equals(first.dtypes)
+           for f in frames[1:]):
+        try:
+            return pa.Table.from_pandas(pd.concat(frames, ignore_index=True),
+                                        preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return pa.concat_tables([pa.Table.from_pandas(f, preserve_index=False) for f in frames],
+                            promote_options="permissive")
 
 
 def _prepare(folder: Path, spec, force, echo) -> list:
