@@ -497,7 +497,8 @@ def get_protocol(name, **overrides) -> Protocol:
     Parameters
     ----------
     name : str
-        One of ``PROTOCOLS`` ("calcium_scoring", "low_dose_chest", "thin_slice_cscT").
+        One of ``PROTOCOLS`` ("calcium_scoring", "low_dose_chest", "thin_slice_cscT",
+        "screening_chest").
     **overrides
         Protocol fields to change (validated), e.g. ``noise_sd_hu=0``.
 

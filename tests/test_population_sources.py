@@ -125,34 +125,61 @@ def test_screening_chest_preset_has_the_cited_protocol():
     assert (p.slice_thickness_mm, p.increment_mm) == (3.0, 1.5)
 
 
-def test_risk_tables_give_interscan_and_icc_of_patient_totals():
+def test_subject_tables_give_interscan_and_icc_of_patient_totals():
     from pvcalc.study import _report_tables as T
 
-    # three patients; lesion rows of one method, repeats 1 and 2 (hand-made totals:
-    # p0: 10 + 20 = 30 vs 40; p1: 100 vs 50; p2: 0 vs 0)
+    # three patients; lesion rows of two methods, repeats 1 and 2 (hand-made totals of
+    # clinical, the same for its three quantities: p0: 10 + 20 = 30 vs 40; p1: 100 vs 50;
+    # p2: 0 vs 0). integrated (no Agatston score) has p1's mass not measured on scan 2 and
+    # p2's total below 0 on scan 1 (-5, counted as 0, against 10)
+    nan = float("nan")
+    clinical = {"p0": [(10.0, 10.0), (20.0, 30.0)], "p1": [(100.0, 50.0)], "p2": [(0.0, 0.0)]}
+    integrated = {"p0": [(10.0, 10.0), (20.0, 30.0)], "p1": [(100.0, 50.0)],
+                  "p2": [(-5.0, 10.0)]}
     rows = []
-    for patient, lesions in {"p0": [(10.0, 10.0), (20.0, 30.0)], "p1": [(100.0, 50.0)],
-                             "p2": [(0.0, 0.0)]}.items():
-        for k, (a, b) in enumerate(lesions):
-            for rep, value in ((1, a), (2, b)):
-                rows.append({"task_key": f"{patient}|r{rep}", "condition": patient,
-                             "repeat": rep, "phantom": patient, "lesion": f"l{k}",
-                             "method": "clinical", "agatston": value, "volume_mm3": value,
-                             "mass_mg": value, "true_volume_mm3": 1.0, "true_mass_mg": 1.0})
+    for method, patients in (("clinical", clinical), ("integrated", integrated)):
+        for patient, lesions in patients.items():
+            for k, (a, b) in enumerate(lesions):
+                for rep, value in ((1, a), (2, b)):
+                    mass = nan if (method, patient, rep) == ("integrated", "p1", 2) else value
+                    rows.append({"task_key": f"{patient}|r{rep}", "condition": patient,
+                                 "repeat": rep, "phantom": patient, "lesion": f"l{k}",
+                                 "method": method, "volume_mm3": value, "mass_mg": mass,
+                                 "agatston": value if method == "clinical" else nan,
+                                 "reason": "no plateau" if mass != mass else None,
+                                 "true_volume_mm3": 1.0, "true_mass_mg": 1.0})
     long, strata = T.prepare(pd.DataFrame(rows))
-    out = T.risk_tables(long, strata)
-    inter = out["interscan"].iloc[0]
-    expected = [100 * 10 / 35, 100 * 50 / 75]           # |A - B| / mean, p2 both zero
-    assert inter["n_subjects"] == 2 and inter["n_both_zero"] == 1
-    assert inter["mean_relative_difference_pct"] == pytest.approx(np.mean(expected))
-    assert inter["median_relative_difference_pct"] == pytest.approx(np.median(expected))
-    icc = out["icc"].set_index("type")
-    assert set(icc.index) == {"ICC1", "ICC2", "ICC3"}
-    # ICC(1) from the one-way ANOVA of the three subjects' totals, by hand
+    out = T.subject_tables(long, strata)
+    inter = out["interscan"].set_index(["method", "quantity"])
+    icc = out["icc"].set_index(["method", "quantity"])
+    assert set(out["icc"]["type"]) == {"ICC2"}
     x = np.array([[30.0, 40.0], [100.0, 50.0], [0.0, 0.0]])
-    msb = 2 * np.var(x.mean(axis=1), ddof=1)
-    msw = np.sum((x - x.mean(axis=1, keepdims=True)) ** 2) / 3
-    assert icc.loc["ICC1", "icc"] == pytest.approx((msb - msw) / (msb + msw))
+    expected = {   # |A - B| / mean per subject with a total, both-zero ones left out
+        ("clinical", "agatston"): ([100 * 10 / 35, 100 * 50 / 75], 1, 0, 0, x),
+        ("clinical", "mass_mg"): ([100 * 10 / 35, 100 * 50 / 75], 1, 0, 0, x),
+        ("clinical", "volume_mm3"): ([100 * 10 / 35, 100 * 50 / 75], 1, 0, 0, x),
+        ("integrated", "mass_mg"): ([100 * 10 / 35, 200.0], 0, 1, 1,
+                                    np.array([[30.0, 40.0], [0.0, 10.0]])),
+        ("integrated", "volume_mm3"): ([100 * 10 / 35, 100 * 50 / 75, 200.0], 0, 0, 1,
+                                       np.array([[30.0, 40.0], [100.0, 50.0], [0.0, 10.0]])),
+    }
+    assert set(inter.index) == set(expected)      # integrated gives no Agatston score
+    for key, (d, both_zero, not_measured, clipped, totals) in expected.items():
+        row = inter.loc[key]
+        assert (row["n_subjects"], row["n_both_zero"]) == (len(d), both_zero), key
+        assert (row["n_not_measured"], row["n_clipped"]) == (not_measured, clipped), key
+        assert row["mean_relative_difference_pct"] == pytest.approx(np.mean(d))
+        assert row["median_relative_difference_pct"] == pytest.approx(np.median(d))
+        # ICC(A,1) from the two-way ANOVA of the subjects' totals, by hand
+        n, k = totals.shape
+        rm, cm = totals.mean(axis=1), totals.mean(axis=0)
+        msr, msc = k * np.var(rm, ddof=1), n * np.var(cm, ddof=1)
+        mse = np.sum((totals - rm[:, None] - cm[None, :] + totals.mean()) ** 2) / (n - 1)
+        assert icc.loc[key, "icc"] == pytest.approx(
+            (msr - mse) / (msr + mse + k * (msc - mse) / n)), key
+    risk = T.risk_tables(long, strata)
+    assert "interscan" not in risk and "icc" not in risk
+    assert risk["totals"]["total_agatston"].tolist() == [30.0, 40.0, 100.0, 50.0, 0.0, 0.0]
 
 
 def _sensitivity_script():

@@ -162,6 +162,31 @@ def _interscan_sentences(inter, strata):
     return out
 
 
+def _subject_sentences(inter, strata):
+    """The per-subject mean interscan difference of clinical scoring's total Agatston score,
+    per condition group (its range over the groups when there are many)."""
+    if inter.empty or "mean_relative_difference_pct" not in inter:
+        return []
+    rows = inter[(inter["quantity"] == "agatston") & (inter["method"] == "clinical")]
+    if rows.empty:
+        return []
+    keys = [c for c in strata if c in rows and c != "phantom"]
+    if keys and len(rows) > _MAX_GROUPS:
+        low = rows.loc[rows["mean_relative_difference_pct"].idxmin()]
+        high = rows.loc[rows["mean_relative_difference_pct"].idxmax()]
+        text = (f"{fmt_pct(low['mean_relative_difference_pct'])} ({_level_text(low, keys)}) to "
+                f"{fmt_pct(high['mean_relative_difference_pct'])} ({_level_text(high, keys)}) "
+                f"over {count(len(rows), 'condition')}")
+    else:
+        text = "; ".join(
+            f"{fmt_pct(r['mean_relative_difference_pct'])} [{fmt_pct(r['mean_ci_low'])}, "
+            f"{fmt_pct(r['mean_ci_high'])}] over {count(int(r['n_subjects']), 'subject')}"
+            + (f" on {_level_text(r, keys)}" if keys else "") for r in rows.to_dict("records"))
+    return ["Mean relative interscan difference of each subject's total Agatston score, "
+            "`clinical` (repeat 1 vs 2, subjects with calcium on at least one scan): "
+            + text + "."]
+
+
 def _comparison_sentences(table, what, strata, unit):
     if table.empty:
         return []
@@ -246,6 +271,7 @@ def summary_sentences(results, long, strata, tables, failures):
     if not acc.empty:
         out += _accuracy_sentences(acc) + _stratum_sentences(acc)
     out += _interscan_sentences(tables.get("interscan", pd.DataFrame()), strata)
+    out += _subject_sentences(tables.get("subject_interscan", pd.DataFrame()), strata)
     out += _risk_sentences(tables.get("risk_kappa", pd.DataFrame()),
                            tables.get("risk_reclassification", pd.DataFrame()), strata)
     out += _comparison_sentences(tables.get("compare_accuracy", pd.DataFrame()),

@@ -6,8 +6,8 @@ computes its statistics with :mod:`pvcalc.stats` and writes ``DIR/report/``:
 - ``report.md`` and a self-contained ``report.html`` (inline CSS, figures as
   base64 PNG, no external file);
 - every table as CSV (``accuracy.csv``, ``lesions.csv``, ``interscan.csv``, ``icc.csv``,
-  ``bland_altman.csv``, ``risk_*.csv``, ``compare_*.csv``, ``conditions.csv``,
-  ``failures.csv``) with full precision;
+  ``bland_altman.csv``, ``subject_interscan.csv``, ``subject_icc.csv``, ``risk_*.csv``,
+  ``compare_*.csv``, ``conditions.csv``, ``failures.csv``) with full precision;
 - the figures as PNG (``error_vs_true_mass.png``, ``bland_altman_mass.png``,
   ``interscan_difference_mass.png``, ``risk_transitions.png``, and
   ``mass_error_vs_<column>.png`` / ``volume_error_vs_<column>.png`` against a numeric
@@ -131,6 +131,10 @@ def _run_section(blocks, spec, results, conditions, strata, n_failed):
         "on both scans are left out of the mean and median (counted as both zero). "
         "Repeatability (RC = 2.77 within-subject SD) and ICC use every repeat."),
         "Bland-Altman: differences repeat 1 - repeat 2, limits bias -/+ 1.96 SD (ddof = 1).",
+        ("Per-subject totals: per phantom (patient) and scan, the sum of its lesions' "
+        "values, a total below 0 counted as 0 and none for a scan with a lesion not "
+        "measured; repeat 1 vs 2, subjects with a total of 0 on both scans left out of the "
+        "mean and median relative difference."),
         ("Risk categories: per phantom (patient) and scan, the total Agatston score of its "
         "lesions, standard scheme 0, 1-10, 11-100, 101-400, >400."),
         ("Method comparisons: paired t and Wilcoxon signed-rank tests on the absolute error "
@@ -255,23 +259,64 @@ def _interscan_section(blocks, inter, icc, ba, strata, figures):
         blocks.append(("figure", name[0], name[1], caption))
 
 
-def _risk_section(blocks, kap, rec, figure):
+def _subject_section(blocks, inter, icc, strata):
+    blocks.append(("h", 2, "Per-subject totals"))
+    if inter.empty and icc.empty:
+        blocks.append(("p", ("Not computed: per-subject totals compare the sum over the "
+                       "lesions of each phantom (patient) on repeat 1 and 2, which needs two "
+                       "repeats and at least two phantoms (patients) per condition group.")))
+        return
+    on = ["quantity", "method", *[c for c in strata if c != "phantom"]]
+    merged = inter if not inter.empty else icc[[*on, "n_subjects"]]
+    if not icc.empty:
+        merged = merged.merge(icc[[*on, "icc", "ci_low", "ci_high"]], on=on, how="left")
+    for quantity in T.SUBJECT_QUANTITIES:
+        sub = merged[merged["quantity"] == quantity]
+        if sub.empty:
+            continue
+        cols = [("method", lambda r: r["method"])] + [(_label(c), _column(c)) for c in on[2:]]
+        if "n_both_zero" in sub:
+            cols += [("subjects (both zero / not measured)",
+                      lambda r: f"{fmt(r['n_subjects'])} ({fmt(r['n_both_zero'])} / "
+                                f"{fmt(r['n_not_measured'])})"),
+                     ("mean rel. difference (%) [95% CI]",
+                      lambda r: _ci(r["mean_relative_difference_pct"], r["mean_ci_low"],
+                                    r["mean_ci_high"])),
+                     ("median rel. difference (%) [95% CI]",
+                      lambda r: _ci(r["median_relative_difference_pct"], r["median_ci_low"],
+                                    r["median_ci_high"]))]
+        else:
+            cols.append(("subjects", lambda r: fmt(r["n_subjects"])))
+        if "icc" in sub:
+            cols.append(("ICC(A,1) [95% CI]", lambda r: _ci(r["icc"], r["ci_low"],
+                                                            r["ci_high"])))
+        blocks.append(("h", 3, f"Total {_WORDS[quantity]}"))
+        blocks.append(("table", _present(sub, cols), (
+            f"A subject is one phantom (virtual patient) in one condition, and its total the "
+            f"sum of its lesions' {_WORDS[quantity]} on one scan (below 0 counted as 0, none "
+            "if a lesion was not measured), repeat 1 vs 2.")))
+
+
+def _risk_section(blocks, kap, rec, figure, strata):
     blocks.append(("h", 2, "Risk categories"))
-    if kap.empty:
+    if kap.empty and rec.empty:
         blocks.append(("p", ("Not computed: risk categories compare per-subject total Agatston "
                        "scores, which need a method that gives Agatston scores, two repeats "
                        "and at least two phantoms (patients) per condition group.")))
         return
-    on = [c for c in kap.columns if c in rec.columns
-          and c not in ("n_subjects", "ci_low", "ci_high", "rater_a", "rater_b")]
-    merged = kap.merge(rec, on=on, suffixes=("", "_reclassified"))
-    blocks.append(("table", _present(merged, [
-        ("method", lambda r: r["method"]), ("subjects", lambda r: fmt(r["n_subjects"])),
-        ("weighted kappa (linear) [95% CI]", lambda r: _ci(r["kappa"], r["ci_low"],
-                                                           r["ci_high"])),
-        ("reclassified", lambda r: f"{fmt_pct(100 * r['reclassified_share'])} "
-                                   f"({fmt(r['n_reclassified'])})")]),
-        "Risk category of each subject's total Agatston score, repeat 1 vs 2."))
+    keys = [c for c in strata if c != "phantom"]
+    merged = kap if rec.empty else rec if kap.empty else kap.merge(
+        rec.drop(columns=["n_subjects"]), on=["method", *keys], suffixes=("", "_reclassified"))
+    cols = [("method", lambda r: r["method"])] + [(_label(c), _column(c)) for c in keys]
+    cols.append(("subjects", lambda r: fmt(r["n_subjects"])))
+    if not kap.empty:
+        cols.append(("weighted kappa (linear) [95% CI]", lambda r: _ci(r["kappa"], r["ci_low"],
+                                                                       r["ci_high"])))
+    if not rec.empty:
+        cols.append(("reclassified", lambda r: f"{fmt_pct(100 * r['reclassified_share'])} "
+                                               f"({fmt(r['n_reclassified'])})"))
+    blocks.append(("table", _present(merged, cols),
+                   "Risk category of each subject's total Agatston score, repeat 1 vs 2."))
     if figure is not None:
         blocks.append(("figure", "risk_transitions.png", figure,
                        "Subjects by risk category on scan 1 (rows) and scan 2 (columns)."))
@@ -379,6 +424,10 @@ def build_report(results, *, spec=None, failures=None, scans=None):
     lesions = L.lesion_table(long, strata) if "accuracy" in statistics else pd.DataFrame()
     inter = T.interscan_tables(long, strata)
     risk = T.risk_tables(long, strata, scans)
+    subjects = T.subject_tables(long, strata, scans)
+    for key, name in (("interscan", "interscan_difference"), ("icc", "icc")):
+        if name not in statistics:
+            subjects[key] = pd.DataFrame()
     comp = (T.comparison_tables(long, strata, inter["per_subject"])
             if "compare_methods" in statistics else
             {"accuracy": pd.DataFrame(), "interscan": pd.DataFrame(), "mixed": pd.DataFrame()})
@@ -402,7 +451,8 @@ def build_report(results, *, spec=None, failures=None, scans=None):
     if not {"weighted_kappa", "reclassification"} & statistics:
         risk["totals"] = risk["transitions"] = pd.DataFrame()
     tables.update(accuracy=acc, lesions=lesions, interscan=inter["interscan"], icc=inter["icc"],
-                  bland_altman=inter["bland_altman"], risk_totals=risk["totals"],
+                  bland_altman=inter["bland_altman"], subject_interscan=subjects["interscan"],
+                  subject_icc=subjects["icc"], risk_totals=risk["totals"],
                   risk_kappa=risk["kappa"], risk_reclassification=risk["reclassification"],
                   risk_transitions=risk["transitions"], compare_accuracy=comp["accuracy"],
                   compare_interscan=comp["interscan"], compare_mixed=comp["mixed"])
@@ -458,8 +508,10 @@ def build_report(results, *, spec=None, failures=None, scans=None):
     if {"interscan_difference", "repeatability", "icc", "bland_altman"} & statistics:
         _interscan_section(blocks, inter["interscan"], inter["icc"], inter["bland_altman"],
                            strata, inter_figs)
+    if {"interscan_difference", "icc"} & statistics:
+        _subject_section(blocks, subjects["interscan"], subjects["icc"], strata)
     if {"weighted_kappa", "reclassification"} & statistics:
-        _risk_section(blocks, risk["kappa"], risk["reclassification"], risk_png)
+        _risk_section(blocks, risk["kappa"], risk["reclassification"], risk_png, strata)
     if "compare_methods" in statistics:
         _comparison_section(blocks, comp, strata)
     _failure_section(blocks, failures)
@@ -490,8 +542,8 @@ def write_report(out_dir, *, results=None, spec=None, failures=None, scans=None,
         ``task_key`` and ``error`` of failed tasks (default: read from ``out_dir``).
     scans : pandas.DataFrame, optional
         One row per completed scan (:func:`pvcalc.study.read_scans`; default: read
-        from ``out_dir`` with the results): scans without lesions count as total
-        Agatston 0 in the risk categories.
+        from ``out_dir`` with the results): scans without lesions count as a total
+        of 0 in the per-subject totals and the risk categories.
     formats : sequence of {"markdown", "html"}, optional
         Which documents to write besides the CSV tables and PNG figures (default:
         the spec's ``report.formats``; both without a spec).
