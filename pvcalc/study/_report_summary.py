@@ -254,7 +254,7 @@ def _risk_sentences(kappa, reclass, strata):
         if rec is not None and key in rec.index:
             row = rec.loc[key]
             text += (f"; {fmt_pct(100 * row['reclassified_share'])} reclassified "
-                     f"({fmt(row['n_reclassified'])} of {fmt(row['n_subjects'])})")
+                     f"({fmt(int(row['n_reclassified']))} of {fmt(int(row['n_subjects']))})")
         out.append(text + ".")
     return out
 

@@ -314,7 +314,7 @@ def _risk_section(blocks, kap, rec, figure, strata):
                                                                        r["ci_high"])))
     if not rec.empty:
         cols.append(("reclassified", lambda r: f"{fmt_pct(100 * r['reclassified_share'])} "
-                                               f"({fmt(r['n_reclassified'])})"))
+                                               f"({fmt(int(r['n_reclassified']))})"))
     blocks.append(("table", _present(merged, cols),
                    "Risk category of each subject's total Agatston score, repeat 1 vs 2."))
     if figure is not None:
