@@ -144,17 +144,12 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
         footprint = fractions > 0
         if not footprint.any():
             continue
-        # the footprint's bounding box inside the stored box, in scan indices
-        hit = [np.flatnonzero(footprint.any(axis=tuple(a for a in range(3) if a != k)))
-               for k in range(3)]
-        first = [s.start + int(h[0]) for s, h in zip(index, hit)]
-        last = [s.start + int(h[-1]) for s, h in zip(index, hit)]
-        # the dilation of the footprint stays within its bounding box grown by ``grow``
-        box = tuple(slice(max(a - g, 0), min(b + 1 + g, size))
-                    for a, b, g, size in zip(first, last, grow, scan.shape))
+        # the dilation stays within the stored box grown by ``grow`` (clipped to the scan)
+        box = tuple(slice(max(s.start - g, 0), min(s.stop + g, size))
+                    for s, g, size in zip(index, grow, scan.shape))
         padded = np.zeros(tuple(b.stop - b.start for b in box), dtype=bool)
-        padded[tuple(slice(a - b.start, z - b.start + 1) for a, z, b in zip(first, last, box))] \
-            = footprint[tuple(slice(int(h[0]), int(h[-1]) + 1) for h in hit)]
+        padded[tuple(slice(s.start - b.start, s.stop - b.start)
+                     for s, b in zip(index, box))] = footprint
         # dilation by a box of (2 grow + 1) voxels: a separable running maximum
         grown = ndimage.maximum_filter(padded, size=tuple(2 * grow + 1), mode="constant",
                                        cval=False)
