@@ -392,6 +392,106 @@ def test_same_input_same_bytes():
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
+# --- the solver against scipy's and numpy's own -----------------------------------------
+
+def _noisy_problem(seed=3):
+    """The fit problem of a 3 mm cylinder in correlated noise, built as ``model_fit``
+    builds it, and its region."""
+    from pvcalc.methods import RegionParams, ScanContext, _quantify, build_regions
+    from pvcalc.methods import _model_fit_solve as solve
+
+    semi = (1.5, 1.5, 1.5)
+    scan = reference_scan("cylinder", CENTRE, semi, 300.0, dz=3.0, thickness=3.0,
+                          profile="trapezoid", n=(7, 40, 40))
+    noise = ndimage.gaussian_filter(np.random.default_rng(seed).normal(0, 40, scan.shape),
+                                    (0.0, 1.0, 1.0))
+    scan = scan.copy(data=scan.values + noise)
+    rp = RegionParams()
+    lab, names, order, _, _ = _quantify._lesion_labels(scan, _roi(CENTRE, semi), None, rp)
+    ctx = ScanContext(scan=scan, labels=lab, label_names=names, finite=True)
+    region = build_regions(ctx, order, rp)[0]
+    prob = solve.make_problem(region, "cylinder", FWHM, 3.0, "trapezoid", 0.5, 1)
+    return prob, region
+
+
+def test_correlated_noise_variance_matches_the_direct_double_sum():
+    """sum_(u,v) w_u w_v rho(v - u) by FFT against the explicit sum over voxel pairs."""
+    from pvcalc.methods import _model_fit_solve as solve
+    from pvcalc.methods._noise import BLOCK_MM
+
+    prob, region = _noisy_problem()
+    rho = solve.noise_correlation(region, BLOCK_MM)
+    assert rho.shape[0] == 3 and rho[tuple(n // 2 for n in rho.shape)] == 1.0
+    assert np.count_nonzero(rho) > 100                     # correlated: many lags count
+    w = np.random.default_rng(4).normal(size=(2, prob.n))
+    lags = np.array(rho.shape) // 2
+    pos = np.column_stack([prob.rk, prob.rj, prob.ri])
+    d = pos[None, :, :] - pos[:, None, :]                 # v - u for every pair
+    inside = np.all(np.abs(d) <= lags, axis=2)
+    r = np.zeros(inside.shape)
+    r[inside] = rho[tuple((d[inside] + lags).T)]
+    direct = np.einsum("mu,uv,mv->m", w, r, w)
+    fast = np.einsum("mzyx,zyx->m", solve.lag_autocorrelation(w, prob, tuple(lags)), rho)
+    np.testing.assert_allclose(fast, direct, rtol=1e-10)
+
+
+def test_fit_takes_the_steps_of_scipy_least_squares():
+    """MINPACK called through leastsq: the iterates of least_squares(method="lm")."""
+    from scipy import optimize
+
+    from pvcalc.methods import _model_fit_solve as solve
+
+    prob, region = _noisy_problem()
+    g0 = np.clip(solve.initial_guess(prob, region, region.background_hu, FWHM),
+                 *solve.bounds(prob, 2))
+    q0, b0 = solve.linear_amplitude(prob, prob.template(g0), None)
+    prior = (solve.prior_sizes("cylinder", 1.0), region.background_sd_hu / 3.0)
+    free = [0, 1, 2, 3, 4]
+    ours = solve.fit(prob, g0, free, q0, b0, prior=prior)
+    obj = solve._Objective(prob, g0, free, None, prior)
+    ref = optimize.least_squares(obj.residuals, obj.pack(g0, q0, b0), jac=obj.jacobian,
+                                 method="lm", x_scale="jac", xtol=1e-6, ftol=1e-6, gtol=1e-6,
+                                 max_nfev=200)
+    g, q, b = obj.unpack(ref.x)
+    assert ours["status"] == ref.status > 0
+    assert (ours["nfev"], ours["njev"]) == (ref.nfev, ref.njev)
+    np.testing.assert_allclose(ours["geometry"], g, rtol=1e-12)
+    assert ours["q"] == pytest.approx(q, rel=1e-12) and ours["b"] == pytest.approx(b, rel=1e-12)
+
+
+def test_fit_without_free_geometry_is_the_linear_least_squares_solution():
+    from pvcalc.methods import _model_fit_solve as solve
+
+    prob, region = _noisy_problem()
+    g = np.array([*CENTRE, 0.5, 0.5])
+    t = prob.template(g)
+    design = np.column_stack([t, np.ones(prob.n)])
+    (q, b), rss, *_ = np.linalg.lstsq(design, prob.y, rcond=None)
+    res = solve.fit(prob, g, [], 1.0, 0.0, prior=(solve.prior_sizes("cylinder", 1.0), 1.0))
+    assert res["q"] == pytest.approx(q, rel=1e-10) and res["b"] == pytest.approx(b, rel=1e-10)
+    assert res["rss"] == pytest.approx(float(rss[0]), rel=1e-10)
+    cov = res["s2"] * np.linalg.inv(design.T @ design)
+    np.testing.assert_allclose(res["cov"], cov, rtol=1e-8)
+    fixed = solve.fit(prob, g, [], 1.0, 0.0, prior=(solve.prior_sizes("cylinder", 1.0), 1.0),
+                      fixed_background=40.0)
+    assert fixed["b"] == 40.0
+    assert fixed["q"] == pytest.approx(float(t @ (prob.y - 40.0) / (t @ t)), rel=1e-12)
+
+
+def test_fit_refuses_an_roi_smaller_than_the_model():
+    import dataclasses
+
+    from pvcalc.methods import _model_fit_solve as solve
+
+    prob, _ = _noisy_problem()
+    tiny = dataclasses.replace(prob, rk=prob.rk[:3], rj=prob.rj[:3], ri=prob.ri[:3],
+                               y=prob.y[:3])
+    g = np.array([*CENTRE, 0.5, 0.5])
+    with pytest.raises(ValueError, match="the ROI has 3 voxel"):
+        solve.fit(tiny, g, [0, 1, 2, 3, 4], 1.0, 0.0,
+                  prior=(solve.prior_sizes("cylinder", 1.0), 1.0))
+
+
 def test_validation_script_runs_one_repeat(capsys):
     """validation/model_fit_cci.py (the acceptance measurement), one repeat, no files."""
     import importlib.util

@@ -10,8 +10,8 @@ sensitivity profile (:mod:`pvcalc.methods._model_fit_kernels`):
 
 with centre ``c`` (mm, sub-voxel), sizes ``s`` (mm), integrated contrast ``q``
 (HU x mm3: the contrast times the volume) and background ``b`` (HU), ``T`` the
-blurred shape of unit integrated contrast. ``scipy.optimize.least_squares``
-(Levenberg-Marquardt) fits them to the ROI's voxels
+blurred shape of unit integrated contrast. MINPACK's Levenberg-Marquardt
+(``scipy.optimize.leastsq``) fits them to the ROI's voxels
 (:mod:`pvcalc.methods._model_fit_solve`); then
 
     volume_mm3 = V(s)
@@ -224,17 +224,14 @@ def _one_fit(prob, region, g_start, centre_free, sizes_free, fixed_b, params, rh
                  max_nfev=params.max_nfev)
     nf = len(res["free"])
     n = nf + 1 + (fixed_b is None)
-    e_q = np.zeros(n)
-    e_q[nf] = 1.0
-    noise_var = region.background_sd_hu ** 2
-    res["se_q"] = math.sqrt(_s.sandwich_variance(res, e_q, prob, rho, noise_var))
+    grads = np.zeros((2 if sizes_free else 1, n))
+    grads[0, nf] = 1.0                                  # q
     res["volume"], grad = _s.volume_and_gradient(params.shape, res["geometry"])
     if sizes_free:
-        e_v = np.zeros(n)
-        e_v[len(centre_free):nf] = grad[[s - 3 for s in sizes_free]]
-        res["se_v"] = math.sqrt(_s.sandwich_variance(res, e_v, prob, rho, noise_var))
-    else:
-        res["se_v"] = math.inf
+        grads[1, len(centre_free):nf] = grad[[s - 3 for s in sizes_free]]
+    var = _s.sandwich_variance(res, grads, prob, rho, region.background_sd_hu ** 2)
+    res["se_q"] = math.sqrt(var[0])
+    res["se_v"] = math.sqrt(var[1]) if sizes_free else math.inf
     # usable: converged, and the whole fitted lesion inside the ROI's box (a lesion that
     # fills the ROI is the background's shape, not a lesion the ROI holds)
     geo = res["geometry"]

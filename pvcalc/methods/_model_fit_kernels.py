@@ -29,9 +29,8 @@ sampled Gaussian taps of the PSF (separable, rows then columns) and divided by
 the shape's volume. Every step is a smooth function of ``g``.
 
 Also here: :func:`_template_and_derivatives` (the model and its forward-difference
-Jacobian in one call), :func:`_gram` (``J^T J`` in a fixed summation order, no
-BLAS) and :func:`_quadratic_form` (``sum w_u w_v rho(v - u)`` over ROI voxel
-pairs, for the correlated-noise variance).
+Jacobian in one call) and :func:`_gram` (``J^T J`` in a fixed summation order, no
+BLAS).
 
 The callers guarantee C-contiguous float64 / int64 arrays of the documented
 shapes.
@@ -286,34 +285,3 @@ def _gram(jac):
         for b in range(a):
             out[a, b] = out[b, a]
     return out
-
-
-@numba.njit(**JIT)
-def _quadratic_form(w, rk, rj, ri, shape, cov):
-    """sum over voxel pairs (u, v) of w_u w_v C(v - u), for weights ``w`` at the voxels
-    (rk, rj, ri) of a grid of ``shape`` and the lag covariance ``cov`` (centred)."""
-    nz, ny, nx = shape[0], shape[1], shape[2]
-    grid = np.zeros((nz, ny, nx))
-    for m in range(w.shape[0]):
-        grid[rk[m], rj[m], ri[m]] = w[m]
-    lz = cov.shape[0] // 2
-    ly = cov.shape[1] // 2
-    lx = cov.shape[2] // 2
-    total = 0.0
-    for m in range(w.shape[0]):
-        k, j, i = rk[m], rj[m], ri[m]
-        acc = 0.0
-        for a in range(-lz, lz + 1):
-            kk = k + a
-            if kk < 0 or kk >= nz:
-                continue
-            for b in range(-ly, ly + 1):
-                jj = j + b
-                if jj < 0 or jj >= ny:
-                    continue
-                for c in range(-lx, lx + 1):
-                    ii = i + c
-                    if 0 <= ii < nx:
-                        acc += grid[kk, jj, ii] * cov[lz + a, ly + b, lx + c]
-        total += w[m] * acc
-    return total

@@ -32,9 +32,10 @@ from scipy import fft, ndimage, optimize, special
 
 from pvcalc.methods import _model_fit_kernels as _k
 
-__all__ = ["PROFILES", "SHAPES", "Problem", "bounds", "centre_start", "fit", "gaussian_taps",
+__all__ = ["PROFILES", "SHAPES", "Problem", "bounds", "centre_start", "fit", "fit_linear",
+           "gaussian_taps",
            "half_extents", "initial_guess", "linear_amplitude", "make_problem", "prior_sizes",
-           "noise_correlation", "roi_centroid", "sandwich_variance",
+           "lag_autocorrelation", "noise_correlation", "roi_centroid", "sandwich_variance",
            "size_names", "volume_and_gradient"]
 
 #: Shape name -> kernel code.
@@ -347,38 +348,73 @@ class _Objective:
         return np.vstack([jac, prior])
 
 
+#: MINPACK's ``info`` of ``lmder`` -> the status codes of ``scipy.optimize.least_squares``
+#: (0: evaluation limit reached; 1: gtol, 2: ftol, 3: xtol, 4: ftol and xtol satisfied).
+_MINPACK_STATUS = {0: -1, 1: 2, 2: 3, 3: 4, 4: 1, 5: 0}
+
+
 def fit(problem, geometry, free, q0, b0, *, prior, fixed_background=None, max_nfev=200,
         tol=1e-6):
     """Least-squares fit of the free geometry, ``q`` and ``b`` from the start given.
 
-    ``scipy.optimize.least_squares(method="lm")`` (MINPACK's Levenberg-Marquardt,
-    which needs no BLAS threads), sizes as logarithms, with the weak size prior
-    ``prior = (sizes, weight)`` (see :class:`_Objective`). The covariance is that
-    of the data alone, ``s^2 (J^T J)^+`` of ``[g[free], q, (b)]`` in natural
-    units (mm, HU x mm3, HU), with the directions ``null`` the data do not
-    determine (see :func:`sandwich_variance`). Returns a dict: ``geometry``,
-    ``q``, ``b``, ``cov``, ``null``, ``jac`` (data Jacobian, natural units), ``rms``
-    (HU, data residuals), ``s2``, ``rss``, ``nfev``, ``njev``, ``status``,
-    ``free``, ``condition``.
+    MINPACK's Levenberg-Marquardt (``scipy.optimize.leastsq``, the solver behind
+    ``least_squares(method="lm")``, called directly: the same iterates without that
+    wrapper's extra model and Jacobian evaluations; it needs no BLAS threads), with
+    the step scaled by the Jacobian's column norms, sizes as logarithms and the weak
+    size prior ``prior = (sizes, weight)`` (see :class:`_Objective`). With no free
+    geometry the model is linear in ``q`` and ``b`` and :func:`fit_linear` solves it
+    in closed form. The covariance is that of the data alone, ``s^2 (J^T J)^+`` of
+    ``[g[free], q, (b)]`` in natural units (mm, HU x mm3, HU), with the directions
+    ``null`` the data do not determine (see :func:`sandwich_variance`). Returns a
+    dict: ``geometry``, ``q``, ``b``, ``cov``, ``null``, ``jac`` (data Jacobian,
+    natural units), ``rms`` (HU, data residuals), ``s2``, ``rss``, ``nfev``,
+    ``njev``, ``status`` (the codes of ``least_squares``: > 0 converged, 0 stopped
+    at ``max_nfev``), ``free``, ``condition``.
     """
+    if len(free) == 0:
+        return fit_linear(problem, geometry, fixed_background)
     obj = _Objective(problem, geometry, free, fixed_background, prior)
     x0 = obj.pack(geometry, q0, b0)
-    res = optimize.least_squares(obj.residuals, x0, jac=obj.jacobian, method="lm",
-                                 x_scale="jac", xtol=tol, ftol=tol, gtol=tol,
-                                 max_nfev=max_nfev)
-    g, q, b = obj.unpack(res.x)
-    jac = obj.data_jacobian(res.x)
+    n_residuals = problem.n + int(obj.log.sum())
+    if n_residuals < x0.size:
+        raise ValueError(f"the ROI has {problem.n} voxel(s), too few for a model with "
+                         f"{x0.size} parameters; use a larger ROI")
+    x, _, info, _, ier = optimize.leastsq(
+        obj.residuals, x0, Dfun=obj.jacobian, full_output=True, ftol=tol, xtol=tol,
+        gtol=tol, maxfev=max_nfev, factor=100.0, diag=None)
+    g, q, b = obj.unpack(x)
+    jac = obj.data_jacobian(x)
     nf = obj.free.size
     jac[:, :nf] /= np.where(obj.log, g[obj.free], 1.0)      # d/ds instead of d/dlog s
-    r = obj.data_residuals(res.x)
+    return _result(problem, g, q, b, jac, obj.data_residuals(x), obj.free,
+                   int(info["nfev"]), int(info["njev"]), _MINPACK_STATUS[int(ier)])
+
+
+def fit_linear(problem, geometry, fixed_background=None):
+    """The fit of ``y = b + q T(g)`` at a fixed geometry ``g``: linear least squares.
+
+    ``q`` and ``b`` (``b`` fixed if given) in closed form
+    (:func:`linear_amplitude`); the same dict as :func:`fit`, with ``free`` empty,
+    ``nfev = njev = 1`` (one evaluation of the template, which is also the Jacobian)
+    and ``status = 1``.
+    """
+    g = np.array(geometry, dtype=np.float64)
+    t = problem.template(g)
+    q, b = linear_amplitude(problem, t, fixed_background)
+    jac = t[:, None].copy() if fixed_background is not None else np.column_stack(
+        [t, np.ones(problem.n)])
+    return _result(problem, g, q, b, jac, b + q * t - problem.y, np.zeros(0, dtype=np.int64),
+                   1, 1, 1)
+
+
+def _result(problem, g, q, b, jac, r, free, nfev, njev, status):
+    """The dict of :func:`fit` from the estimate, its data Jacobian and residuals."""
     rss = float(np.sum(r * r))
     s2 = rss / max(problem.n - jac.shape[1], 1)
     cov, null, cond = _covariance(_k._gram(np.ascontiguousarray(jac)), s2)
     return {"geometry": g, "q": float(q), "b": float(b), "cov": cov, "null": null,
             "jac": jac, "rms": math.sqrt(rss / problem.n), "s2": s2, "rss": rss,
-            "nfev": int(res.nfev),
-            "njev": int(res.njev or 0), "status": int(res.status), "free": obj.free,
-            "condition": cond}
+            "nfev": nfev, "njev": njev, "status": status, "free": free, "condition": cond}
 
 
 #: Eigenvalues of the column-scaled J^T J below this fraction of the largest are
@@ -449,8 +485,9 @@ def noise_correlation(region, block_mm):
     return np.ascontiguousarray(cov / cov[centre])
 
 
-def sandwich_variance(res, grad, problem, rho, noise_var):
-    """Variance of ``grad . theta`` under correlated noise; inf when not determined.
+def sandwich_variance(res, grads, problem, rho, noise_var):
+    """Variances of ``grad . theta`` under correlated noise, one per row of ``grads``;
+    inf for a quantity the data do not determine.
 
     The fit is ordinary least squares, so ``theta - theta_true ~ (J^T J)^+ J^T e``
     and ``grad . theta`` has influence weights ``w = J (J^T J)^+ grad`` on the
@@ -459,20 +496,66 @@ def sandwich_variance(res, grad, problem, rho, noise_var):
     of ``noise_var`` (the background shell's variance) and the fit's residual
     variance ``s^2``: with correlated noise ``s^2`` of a small ROI is biased low
     (the fitted background and amplitude absorb its low frequencies), and a
-    model that does not fit makes ``s^2`` the larger.
+    model that does not fit makes ``s^2`` the larger. The double sum is
+    ``sum_l rho(l) A_w(l)`` with ``A_w`` the autocorrelation of the weights on
+    the ROI's box, by FFT (:func:`lag_autocorrelation`).
+
+    Parameters
+    ----------
+    res : dict
+        From :func:`fit` or :func:`fit_linear`.
+    grads : array_like, shape (m, p)
+        Gradients of the quantities with respect to ``[g[free], q, (b)]``.
+    problem : Problem
+    rho : numpy.ndarray
+        Centred lag array of the noise correlation (:func:`noise_correlation`).
+    noise_var : float
+        The background shell's noise variance (HU^2), or NaN.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
     """
-    grad = np.asarray(grad, dtype=np.float64)
+    grads = np.atleast_2d(np.asarray(grads, dtype=np.float64))
+    out = np.full(grads.shape[0], math.inf)
     null, scale = res["null"]
+    determined = np.ones(grads.shape[0], dtype=bool)
     if null.shape[1]:
-        g = grad / scale
-        if np.max(np.abs(g @ null)) > ESTIMABLE_TOL * np.linalg.norm(g):
-            return math.inf
+        g = grads / scale
+        determined = np.max(np.abs(g @ null), axis=1) <= ESTIMABLE_TOL * np.linalg.norm(
+            g, axis=1)
     s2 = res["s2"]
     if not s2 > 0:
-        return 0.0
-    w = res["jac"] @ (res["cov"] @ grad) / s2
+        out[determined] = 0.0
+        return out
+    if not determined.any():
+        return out
+    sel = grads[determined]
+    w = (res["jac"] @ (res["cov"] @ sel.T)).T / s2
     s2 = max(s2, noise_var) if np.isfinite(noise_var) else s2
-    shape = np.array([problem.zc.size, problem.n_rows, problem.n_cols], dtype=np.int64)
-    var = s2 * _k._quadratic_form(np.ascontiguousarray(w), problem.rk, problem.rj,
-                                  problem.ri, shape, rho)
-    return var if var > 0 else float(grad @ res["cov"] @ grad)
+    lags = tuple(n // 2 for n in rho.shape)
+    auto = lag_autocorrelation(w, problem, lags)
+    var = s2 * np.einsum("mzyx,zyx->m", auto, rho)
+    fallback = np.einsum("mp,pq,mq->m", sel, res["cov"], sel)
+    out[determined] = np.where(var > 0, var, fallback)
+    return out
+
+
+def lag_autocorrelation(weights, problem, lags):
+    """``A(l) = sum_u w_u w_(u + l)`` of weights on the ROI's voxels, for the centred lags
+    ``|l| <= lags`` (z, y, x), one array per row of ``weights``.
+
+    The weights sit on the ROI's box, zero-padded to at least the box plus the
+    largest lag along each axis (no wrap-around) and rounded up to fast FFT
+    lengths; ``A = irfftn(|rfftn(w)|^2)`` on that grid. Agrees with the direct
+    double sum to rounding (test).
+    """
+    weights = np.atleast_2d(weights)
+    box = (problem.zc.size, problem.n_rows, problem.n_cols)
+    grid = np.zeros((weights.shape[0],) + box)
+    grid[:, problem.rk, problem.rj, problem.ri] = weights
+    shape = [fft.next_fast_len(n + lag, real=True) for n, lag in zip(box, lags)]
+    f = fft.rfftn(grid, shape, axes=(1, 2, 3))
+    auto = fft.irfftn(f.real ** 2 + f.imag ** 2, shape, axes=(1, 2, 3))
+    idx = np.ix_(*[np.r_[-n:n + 1] for n in lags])
+    return auto[(slice(None),) + idx]
