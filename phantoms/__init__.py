@@ -28,7 +28,7 @@ from .shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
 
 # --- pipeline ---
 from .simulate import repeat, simulate, simulate_patches, simulate_repeat
-from .truth import fraction_box, fraction_map, lesion_table, validate_truth
+from .truth import fraction_box, fraction_boxes, fraction_map, lesion_table, validate_truth
 
 # Every public name, grouped by the module it lives in, in the order the data flows
 # (docs/make_api.py follows it). Not listed: phantoms.strategies, which needs the optional
@@ -43,6 +43,6 @@ __all__ = [
     "psf", "blur_inplane",
     "noise", "noise_field",
     "simulate", "simulate_patches", "simulate_repeat", "repeat",  # phantoms.simulate
-    "truth", "fraction_box", "fraction_map", "lesion_table", "validate_truth",
+    "truth", "fraction_box", "fraction_boxes", "fraction_map", "lesion_table", "validate_truth",
     "library", "cci_phantom", "motion_phantom", "virtual_patient",
 ]

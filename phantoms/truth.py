@@ -3,11 +3,12 @@
 :func:`phantoms.simulate` (and :func:`~phantoms.simulate_patches`,
 :func:`~phantoms.simulate_repeat`, :func:`~phantoms.repeat`) return the truth
 of a scan as an :class:`xarray.Dataset` with attr ``schema_version`` =
-:data:`SCHEMA_VERSION`. Read it through the three functions here rather than
+:data:`SCHEMA_VERSION`. Read it through the functions here rather than
 by variable names: :func:`validate_truth` checks a Dataset against the schema,
 :func:`lesion_table` gives one row per lesion, :func:`fraction_map` gives one
 lesion's voxel fractions on a scan's grid and :func:`fraction_box` only the
-part of the scan where they can be non-zero. ``docs/dev/truth.md`` has the full
+part of the scan where they can be non-zero (:func:`fraction_boxes`: every
+lesion's, with one validation). ``docs/dev/truth.md`` has the full
 schema with every unit.
 
 Schema (version 1)
@@ -48,8 +49,8 @@ import xarray as xr
 from .motion import CardiacMotion, ConstantVelocity
 from .shapes import Blob, Cylinder, Ellipsoid, Sphere, Tube
 
-__all__ = ["LESION_VARIABLES", "SCHEMA_VERSION", "fraction_box", "fraction_map", "lesion_table",
-           "validate_truth"]
+__all__ = ["LESION_VARIABLES", "SCHEMA_VERSION", "fraction_box", "fraction_boxes",
+           "fraction_map", "lesion_table", "validate_truth"]
 
 #: Version of the truth schema, recorded in ``truth.attrs["schema_version"]``.
 SCHEMA_VERSION = 1
@@ -513,14 +514,61 @@ def fraction_box(truth, lesion, scan):
     >>> round(float(f.sum()) * 3.0 * 0.49 ** 2, 1)   # 4/3 pi 2^3 = 33.51
     33.5
     """
+    _check_fraction_boxes(truth, scan)
+    return _fraction_box(truth, _lesion_position(truth, lesion), scan)
+
+
+def fraction_boxes(truth, scan):
+    """Every lesion's voxel fractions on the part of a scan its stored box covers.
+
+    :func:`fraction_box` of each lesion in order, with the truth validated once.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        A valid truth with fraction maps (``simulate(..., fraction_maps=True)``).
+    scan : xarray.DataArray
+        A scan on the truth's grid, dims ``("z", "y", "x")``.
+
+    Returns
+    -------
+    list of (index, fractions)
+        One pair per lesion, in the order of the truth's ``lesion`` dim, as
+        :func:`fraction_box` returns them.
+
+    Raises
+    ------
+    ValueError
+        The truth has no fraction maps, or the scan does not lie on its grid.
+
+    Examples
+    --------
+    >>> from phantoms import Phantom, ThoraxBody, Lesion, Sphere, get_protocol
+    >>> from phantoms.simulate import simulate
+    >>> ph = Phantom(ThoraxBody(), [Lesion(Sphere((0, 0, 0), 2.0), 400.0),
+    ...                             Lesion(Sphere((0, 8, 0), 1.0), 400.0)],
+    ...              z_extent_mm=(-6, 6))
+    >>> scan, truth = simulate(ph, get_protocol("calcium_scoring", matrix=64), seed=0,
+    ...                        noise=False)
+    >>> [round(float(f.sum()) * 3.0 * 0.49 ** 2, 1) for _, f in fraction_boxes(truth, scan)]
+    [33.5, 4.2]
+    """
+    _check_fraction_boxes(truth, scan)
+    return [_fraction_box(truth, i, scan) for i in range(truth.sizes["lesion"])]
+
+
+def _check_fraction_boxes(truth, scan):
     validate_truth(truth)
     if "fraction" not in truth.variables:
         raise ValueError("the truth has no fraction maps (simulated with fraction_maps=False); "
                          "simulate with fraction_maps=True")
-    i = _lesion_position(truth, lesion)
     if not isinstance(scan, xr.DataArray) or scan.dims != _GRID_AXES:
         raise TypeError(f"scan must be an xarray.DataArray with dims {_GRID_AXES}, got "
                         f"{type(scan).__name__} {getattr(scan, 'dims', '')}")
+
+
+def _fraction_box(truth, i, scan):
+    """:func:`fraction_box` of lesion position ``i`` of a checked truth and scan."""
     first = [_grid_indices(truth, scan, d) for d in _GRID_AXES]
     size = truth["fraction_shape"].values.astype(np.int64)
     offset = int(np.prod(size[:i], axis=1).sum()) if i else 0

@@ -131,7 +131,7 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
     """
     from scipy import ndimage
 
-    from phantoms.truth import fraction_box, lesion_table
+    from phantoms.truth import fraction_boxes, lesion_table
     from pvcalc.scan import scan_spacing_mm
 
     validate_scan(scan)
@@ -139,8 +139,7 @@ def truth_roi_labels(scan, truth, *, margin_mm=2.0) -> xr.DataArray:
     spacing = np.asarray(scan_spacing_mm(scan))
     grow = np.ceil(float(margin_mm) / spacing).astype(int)
     labels = np.zeros(scan.shape, dtype=np.int32)
-    for i in range(len(names)):
-        index, fractions = fraction_box(truth, i, scan)
+    for i, (index, fractions) in enumerate(fraction_boxes(truth, scan)):
         footprint = fractions > 0
         if not footprint.any():
             continue

@@ -19,6 +19,7 @@ from phantoms import (
     Sphere,
     ThoraxBody,
     fraction_box,
+    fraction_boxes,
     fraction_map,
     get_protocol,
     lesion_table,
@@ -134,6 +135,11 @@ def test_fraction_box_is_the_non_zero_block_of_the_fraction_map(full):
             rest = whole.copy()
             rest[index] = 0
             assert not rest.any()
+        # all lesions at once: the same pairs
+        for i, (index, box) in enumerate(fraction_boxes(truth, cut)):
+            ref_index, ref_box = fraction_box(truth, i, cut)
+            assert index == ref_index
+            np.testing.assert_array_equal(box, ref_box)
     # a copy: changing it leaves the truth alone
     index, box = fraction_box(truth, 0, scan)
     box[...] = 7.0
