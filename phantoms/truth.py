@@ -554,7 +554,7 @@ def fraction_boxes(truth, scan):
     [33.5, 4.2]
     """
     _check_fraction_boxes(truth, scan)
-    return [_fraction_box(truth, i, scan) for i in range(truth.sizes["lesion"])]
+    return _fraction_boxes(truth, scan, range(truth.sizes["lesion"]))
 
 
 def _check_fraction_boxes(truth, scan):
@@ -569,13 +569,23 @@ def _check_fraction_boxes(truth, scan):
 
 def _fraction_box(truth, i, scan):
     """:func:`fraction_box` of lesion position ``i`` of a checked truth and scan."""
-    first = [_grid_indices(truth, scan, d) for d in _GRID_AXES]
+    return _fraction_boxes(truth, scan, [i])[0]
+
+
+def _fraction_boxes(truth, scan, positions):
+    """:func:`fraction_box` of the lesion positions given (the truth's arrays read once)."""
+    first = np.array([_grid_indices(truth, scan, d) for d in _GRID_AXES], dtype=np.int64)
     size = truth["fraction_shape"].values.astype(np.int64)
-    offset = int(np.prod(size[:i], axis=1).sum()) if i else 0
-    start, box_shape = truth["fraction_start"].values[i].astype(np.int64), size[i]
-    box = truth["fraction"].values[offset:offset + int(np.prod(box_shape))].reshape(box_shape)
-    lo = np.maximum(start, first)
-    hi = np.maximum(np.minimum(start + box_shape, np.add(first, scan.shape)), lo)
-    index = tuple(slice(int(a - f), int(b - f)) for a, b, f in zip(lo, hi, first))
-    block = box[tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start))]
-    return index, np.array(block, dtype=np.float32)
+    starts = truth["fraction_start"].values.astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(np.prod(size, axis=1))])
+    values = truth["fraction"].values
+    out = []
+    for i in positions:
+        start, box_shape = starts[i], size[i]
+        box = values[offsets[i]:offsets[i + 1]].reshape(box_shape)
+        lo = np.maximum(start, first)
+        hi = np.maximum(np.minimum(start + box_shape, first + scan.shape), lo)
+        index = tuple(slice(int(a - f), int(b - f)) for a, b, f in zip(lo, hi, first))
+        block = box[tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start))]
+        out.append((index, np.array(block, dtype=np.float32)))
+    return out
