@@ -126,6 +126,7 @@ def test_screening_chest_preset_has_the_cited_protocol():
 
 
 def test_subject_tables_give_interscan_and_icc_of_patient_totals():
+    from pvcalc.study import _report_subjects as P
     from pvcalc.study import _report_tables as T
 
     # three patients; lesion rows of two methods, repeats 1 and 2 (hand-made totals of
@@ -149,7 +150,7 @@ def test_subject_tables_give_interscan_and_icc_of_patient_totals():
                                  "reason": "no plateau" if mass != mass else None,
                                  "true_volume_mm3": 1.0, "true_mass_mg": 1.0})
     long, strata = T.prepare(pd.DataFrame(rows))
-    out = T.subject_tables(long, strata)
+    out = P.subject_tables(long, strata)
     inter = out["interscan"].set_index(["method", "quantity"])
     icc = out["icc"].set_index(["method", "quantity"])
     assert set(out["icc"]["type"]) == {"ICC2"}
@@ -177,7 +178,7 @@ def test_subject_tables_give_interscan_and_icc_of_patient_totals():
         mse = np.sum((totals - rm[:, None] - cm[None, :] + totals.mean()) ** 2) / (n - 1)
         assert icc.loc[key, "icc"] == pytest.approx(
             (msr - mse) / (msr + mse + k * (msc - mse) / n)), key
-    risk = T.risk_tables(long, strata)
+    risk = P.risk_tables(long, strata)
     assert "interscan" not in risk and "icc" not in risk
     assert risk["totals"]["total_agatston"].tolist() == [30.0, 40.0, 100.0, 50.0, 0.0, 0.0]
 

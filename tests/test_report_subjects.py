@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
+from pvcalc.study import _report_subjects as P
 from pvcalc.study import _report_tables as T
 from pvcalc.study import parse_spec
 from pvcalc.study._report_render import fmt, fmt_pct
@@ -106,7 +107,7 @@ PAIRS = list(TOTALS)
 
 def test_subject_tables_equal_the_hand_totals():
     long, strata = T.prepare(_frame())
-    out = T.subject_tables(long, strata, _scans())
+    out = P.subject_tables(long, strata, _scans())
     assert strata == []          # a population: the patients are subjects, not a stratum
     totals = out["totals"]
     assert set(zip(totals["method"], totals["quantity"])) == set(PAIRS)   # no integrated Agatston
@@ -148,17 +149,17 @@ def test_subject_tables_stratify_by_condition_and_need_two_subjects():
     frame = pd.concat([_frame("a"), _frame("b", patients=("p0",))], ignore_index=True)
     long, strata = T.prepare(frame)
     assert strata == ["protocol"]
-    out = T.subject_tables(long, strata)
+    out = P.subject_tables(long, strata)
     assert set(out["interscan"]["protocol"]) == {"a"} == set(out["icc"]["protocol"])
     row = out["interscan"].set_index(["method", "quantity"]).loc[("clinical", "agatston")]
     assert (row["n_subjects"], row["n_both_zero"]) == (3, 1)   # no scans table: no p4
-    one = T.subject_tables(long[long["repeat"] == 1], strata)
+    one = P.subject_tables(long[long["repeat"] == 1], strata)
     assert all(t.empty for t in one.values())
 
 
 def test_risk_tables_use_the_subject_totals():
     long, strata = T.prepare(_frame())
-    risk = T.risk_tables(long, strata, _scans())
+    risk = P.risk_tables(long, strata, _scans())
     totals = risk["totals"].set_index(["phantom", "repeat"])["total_agatston"]
     assert totals.to_dict() == {(p, r + 1): float(v) for p, pair in
                                 {**TOTALS[("clinical", "agatston")], "p4": (0, 0)}.items()
