@@ -435,6 +435,29 @@ def test_correlated_noise_variance_matches_the_direct_double_sum():
     np.testing.assert_allclose(fast, direct, rtol=1e-10)
 
 
+def test_noise_correlation_matches_the_mean_over_shell_voxel_pairs():
+    """The masked FFT autocorrelation against the mean of r_u r_(u+l) over shell pairs."""
+    from pvcalc.methods import _model_fit_solve as solve
+    from pvcalc.methods._noise import BLOCK_MM
+
+    _, region = _noisy_problem(seed=5)
+    rho = solve.noise_correlation(region, BLOCK_MM)
+    shell = region.background
+    r = np.where(shell, region.hu - region.background_hu, 0.0)
+    lags = np.array(rho.shape) // 2
+    n = np.array(shell.shape)
+    ref = np.zeros(rho.shape)
+    for idx in np.ndindex(*rho.shape):
+        lag = np.array(idx) - lags
+        a = tuple(slice(max(0, -d), m - max(0, d)) for d, m in zip(lag, n))
+        b = tuple(slice(max(0, d), m - max(0, -d)) for d, m in zip(lag, n))
+        pairs = shell[a] & shell[b]
+        if pairs.sum() >= solve.MIN_PAIRS:
+            ref[idx] = float(np.sum((r[a] * r[b])[pairs])) / pairs.sum()
+    ref /= ref[tuple(lags)]
+    np.testing.assert_allclose(rho, ref, rtol=1e-9, atol=1e-12)
+
+
 def test_fit_takes_the_steps_of_scipy_least_squares():
     """MINPACK called through leastsq: the iterates of least_squares(method="lm")."""
     from scipy import optimize

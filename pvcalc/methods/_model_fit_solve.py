@@ -469,10 +469,10 @@ def noise_correlation(region, block_mm):
         return out
     a = np.where(shell, region.hu - region.background_hu, 0.0)
     m = shell.astype(np.float64)
-    # zero-padded past the largest lag (no wrap-around), rounded up to sizes the FFT
-    # factorises quickly
-    shape = [fft.next_fast_len(n + 2 * lag + 1, real=True)
-             for n, lag in zip(shell.shape, lags)]
+    # zero-padded to at least n + lag per axis (the circular correlation at lags up to
+    # ``lag`` then has no wrapped-around pairs), rounded up to sizes the FFT factorises
+    # quickly
+    shape = [fft.next_fast_len(n + lag, real=True) for n, lag in zip(shell.shape, lags)]
     fa = fft.rfftn(a, shape)
     fm = fft.rfftn(m, shape)
     num = fft.irfftn(fa * np.conj(fa), shape)
