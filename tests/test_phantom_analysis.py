@@ -90,31 +90,43 @@ def test_truth_labels_cover_each_footprint_and_spheres_refuse_overlap(cci_noise_
         spherical_roi_labels(scan, [(0, 0, 0), (0, 0, 1.0)], 2.0)
 
 
-@pytest.mark.parametrize("margin_mm", [0.5, 2.0, 3.0])
-def test_truth_labels_equal_a_full_scan_dilation(cci_noise_free, margin_mm):
-    """Against the slow way: each lesion's full-scan footprint dilated by a box of
-    ceil(margin / spacing) voxels, the first lesion winning where two meet."""
+def _dilated_footprints(truth, scan, grow):
+    """The slow way: each lesion's footprint in its full-scan fraction map, dilated by a
+    box of ``2 grow + 1`` voxels (``ndimage.binary_dilation``), the first lesion winning
+    where two meet. The dilation runs on the footprint's bounding box (from the map's
+    non-zero voxels) grown by ``grow`` and clipped to the scan: a box dilation reaches
+    no farther, so this equals the dilation of the whole scan, at a fraction of its cost."""
     from scipy import ndimage
 
-    _, scan, truth = cci_noise_free
-    grow = np.ceil(margin_mm / np.asarray(scan_spacing_mm(scan))).astype(int)
     expected = np.zeros(scan.shape, dtype=np.int32)
     for i in range(truth.sizes["lesion"]):
         footprint = phantoms.fraction_map(truth, i, scan).values > 0
-        grown = ndimage.binary_dilation(footprint, structure=np.ones(tuple(2 * grow + 1), bool))
-        expected[grown & (expected == 0)] = i + 1
+        if not footprint.any():
+            continue
+        nz = np.nonzero(footprint)
+        box = tuple(slice(max(int(a.min()) - g, 0), min(int(a.max()) + g + 1, n))
+                    for a, g, n in zip(nz, grow, scan.shape))
+        grown = ndimage.binary_dilation(footprint[box],
+                                        structure=np.ones(tuple(2 * grow + 1), bool))
+        block = expected[box]
+        block[grown & (block == 0)] = i + 1
+    return expected
+
+
+@pytest.mark.parametrize("margin_mm", [0.5, 2.0, 3.0])
+def test_truth_labels_equal_a_full_scan_dilation(cci_noise_free, margin_mm):
+    """Against the slow way (:func:`_dilated_footprints`), also for a scan cut through a
+    lesion."""
+    _, scan, truth = cci_noise_free
+    grow = np.ceil(margin_mm / np.asarray(scan_spacing_mm(scan))).astype(int)
     labels = truth_roi_labels(scan, truth, margin_mm=margin_mm)
-    np.testing.assert_array_equal(labels.values, expected)
+    np.testing.assert_array_equal(labels.values, _dilated_footprints(truth, scan, grow))
+    assert len(np.unique(labels.values)) == truth.sizes["lesion"] + 1
     # a lesion against the scan's edge: cut the scan through the first insert
     index, _ = phantoms.fraction_box(truth, 0, scan)
     cut = scan.isel(x=slice(index[2].start + 2, None))
-    expected_cut = np.zeros(cut.shape, dtype=np.int32)
-    for i in range(truth.sizes["lesion"]):
-        footprint = phantoms.fraction_map(truth, i, cut).values > 0
-        grown = ndimage.binary_dilation(footprint, structure=np.ones(tuple(2 * grow + 1), bool))
-        expected_cut[grown & (expected_cut == 0)] = i + 1
     np.testing.assert_array_equal(truth_roi_labels(cut, truth, margin_mm=margin_mm).values,
-                                  expected_cut)
+                                  _dilated_footprints(truth, cut, grow))
 
 
 def test_reference_marks_the_missing_philips_volume_scores():

@@ -25,7 +25,7 @@ def _subject_totals(long, strata_, scans):
     Parameters
     ----------
     long : pandas.DataFrame
-        The long table of :func:`prepare`.
+        The long table of :func:`pvcalc.study._report_tables.prepare`.
     strata_ : list of str
         Condition columns kept as group columns (without ``phantom``).
     scans : pandas.DataFrame or None
@@ -84,9 +84,10 @@ def subject_tables(long, condition_strata, scans=None):
     Parameters
     ----------
     long : pandas.DataFrame
-        The long table of :func:`prepare`.
+        The long table of :func:`pvcalc.study._report_tables.prepare`.
     condition_strata : list of str
-        Condition columns that stratify (the second output of :func:`prepare`).
+        Condition columns that stratify (the second output of
+        :func:`~pvcalc.study._report_tables.prepare`).
     scans : pandas.DataFrame, optional
         One row per completed scan with ``task_key`` and ``n_lesions``.
 
@@ -121,6 +122,7 @@ def subject_tables(long, condition_strata, scans=None):
     ...          "true_mass_mg": 1.0, "true_volume_mm3": 1.0}
     ...         for p, pair in {"p0": (30.0, 40.0), "p1": (100.0, 50.0)}.items()
     ...         for r, a in zip((1, 2), pair)]
+    >>> from pvcalc.study._report_tables import prepare
     >>> long, strata = prepare(pd.DataFrame(rows))
     >>> inter = subject_tables(long, strata)["interscan"]
     >>> inter[["quantity", "n_subjects", "mean_relative_difference_pct"]].round(2).values.tolist()
