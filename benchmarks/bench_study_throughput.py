@@ -235,9 +235,12 @@ def main(argv=None):
         print(f"    {name:10s} {busy[name] / w:7.1f} s per worker  "
               f"{100 * busy[name] / task_total:5.1f}% of task time  "
               f"{1e3 * busy[name] / n_lesion_scans:6.2f} ms per lesion-scan")
-    other = wall - task_total / w - store_s
-    print(f"  store writes (this process, {len(writes)} parts) {store_s:.2f} s; cluster start, "
-          f"transfer and waiting {other:.1f} s")
+    # the store writes run in this process while the workers compute: they overlap the
+    # tasks rather than add to them
+    other = wall - task_total / w
+    print(f"  store writes (this process, {len(writes)} parts, while the workers compute) "
+          f"{store_s:.2f} s; wall time beyond a worker's task time (cluster start, "
+          f"transfer, waiting) {other:.1f} s")
     print(f"  CPU: worker processes {cpu_workers:.1f} s ({cpu_workers / w:.1f} s per core: the "
           f"wall time of the tasks on {w} otherwise idle cores), this process (scheduler, "
           f"client, store) {cpu_main:.1f} s", flush=True)
