@@ -347,6 +347,19 @@ def test_bad_regions_give_rows_with_reasons():
     row = quantify(flat, BUMP, calibration=CAL, methods=["model_fit"]).iloc[0]
     assert row["reason"].startswith("no signal") and row["mass_mg"] == 0.0
     assert not row["detected"]
+    # an ROI too small for the model; an ROI of one value above the background: NaN, not 0
+    vol = np.full((9, 40, 40), 40.0) + np.random.default_rng(0).normal(0, 10, (9, 40, 40))
+    for box, start in (((4, 20, slice(20, 23)), "ROI too small: 3 voxel(s) for a model with "
+                                                 "7 parameters"),
+                       ((slice(3, 6), slice(19, 22), slice(19, 22)),
+                        "constant ROI: all 27 voxels are 600.0 HU, above the background")):
+        labels = np.zeros(vol.shape, dtype=np.int32)
+        labels[box] = 1
+        bright = vol.copy()
+        bright[box] = 600.0
+        row = quantify(pvcalc.make_scan(bright, (3.0, 0.5, 0.5), **attrs), labels,
+                       calibration=CAL, methods=["model_fit"]).iloc[0]
+        assert row["reason"].startswith(start) and np.isnan(row["mass_mg"])
     a = _bump_scan(**attrs).values.copy()
     a[4, 24, 24] = np.nan
     row = quantify(_bump_scan(**attrs).copy(data=a), BUMP, calibration=CAL,

@@ -271,6 +271,19 @@ def compute(region, params, calibration):
     b_start = region.background_hu if np.isfinite(region.background_hu) else float(
         np.median(prob.y))
     out = {"psf_fwhm_mm": psf, "n_voxels": prob.n, "peak_hu": float(prob.y.max())}
+    n_params = 3 + len(_s.size_names(params.shape)) + 1 + (fixed_b is None)
+    if prob.n < n_params:
+        out.update(volume_mm3=nan, mass_mg=nan,
+                   reason=(f"ROI too small: {prob.n} voxel(s) for a model with {n_params} "
+                           "parameters; use an ROI that holds the lesion and its blurred edge "
+                           "(e.g. pvcalc.rois.truth_roi_labels, or a larger radius_mm)"))
+        return out
+    if np.ptp(prob.y) == 0 and np.all(prob.y > b_start):
+        out.update(volume_mm3=nan, mass_mg=nan,
+                   reason=(f"constant ROI: all {prob.n} voxels are {prob.y[0]:.1f} HU, above "
+                           f"the background ({b_start:.1f} HU), so the image holds no edge to "
+                           "fit; use an ROI that holds the lesion and its blurred edge"))
+        return out
     if np.ptp(prob.y) == 0 or not np.any(prob.y > b_start):
         out.update(volume_mm3=nan, mass_mg=0.0 if calibration is not None else nan,
                    detected=False, z_score=0.0,
