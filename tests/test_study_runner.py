@@ -161,10 +161,10 @@ import numba            # imported by the main module before any worker starts, 
 import pvcalc           # pvcalc command and scripts do (spawn imports it again)
 from pvcalc.study import runner
 
-def settings():
+def settings(dask_worker):
     import os, numba
     return [numba.get_num_threads(), os.environ.get("MALLOC_MMAP_THRESHOLD_"),
-            os.environ.get("MALLOC_TRIM_THRESHOLD_")]
+            os.environ.get("MALLOC_TRIM_THRESHOLD_"), "profile" in dask_worker.periodic_callbacks]
 
 if __name__ == "__main__":
     before = {k: os.environ.get(k) for k in ("NUMBA_NUM_THREADS", "MALLOC_MMAP_THRESHOLD_",
@@ -176,7 +176,7 @@ if __name__ == "__main__":
 """
 
 
-def test_local_worker_processes_get_one_numba_thread_and_the_allocator_settings(tmp_path):
+def test_local_workers_get_one_numba_thread_the_allocator_settings_and_no_profiler(tmp_path):
     """Set before the worker processes start, so a main module that imported numba does
     not leave them with numba's default thread count; this process's environment is left
     as it was."""
@@ -194,7 +194,8 @@ def test_local_worker_processes_get_one_numba_thread_and_the_allocator_settings(
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     mib256 = str(256 * 2 ** 20)
-    assert out["workers"] == [[1, mib256, mib256], [1, mib256, mib256]]
+    # one numba thread, the allocator thresholds, no statistical profiler
+    assert out["workers"] == [[1, mib256, mib256, False], [1, mib256, mib256, False]]
     assert out["after"] == out["before"] == {"NUMBA_NUM_THREADS": "2",
                                              "MALLOC_MMAP_THRESHOLD_": None,
                                              "MALLOC_TRIM_THRESHOLD_": None}

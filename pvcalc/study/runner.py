@@ -158,9 +158,12 @@ def _client(workers, scheduler, scratch):
     environ.update(_MALLOC_ENV)
     environ = {k: v for k, v in environ.items() if k not in os.environ}
     environ.update(_WORKER_ENV)
-    # workers, nannies and the scheduler keep their files (spill, scratch) in out_dir
+    # workers, nannies and the scheduler keep their files (spill, scratch) in out_dir; no
+    # statistical profiler in the workers (it samples the task's stack every 10 ms for a
+    # dashboard that is off here; 2-5% of the task time, docs/benchmarks.md)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "temporary-directory": str(scratch)}):
+                          "temporary-directory": str(scratch),
+                          "distributed.worker.profile.enabled": False}):
         # no dashboard; the scheduler's HTTP routes (health) on a free local port
         with _environment_set(environ):
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
