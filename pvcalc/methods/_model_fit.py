@@ -284,7 +284,7 @@ def compute(region, params, calibration):
                            f"the background ({b_start:.1f} HU), so the image holds no edge to "
                            "fit; use an ROI that holds the lesion and its blurred edge"))
         return out
-    if np.ptp(prob.y) == 0 or not np.any(prob.y > b_start):
+    if not np.any(prob.y > b_start):
         out.update(volume_mm3=nan, mass_mg=0.0 if calibration is not None else nan,
                    detected=False, z_score=0.0,
                    reason=(f"no signal: no ROI voxel lies above the background "

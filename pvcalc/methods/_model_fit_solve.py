@@ -32,11 +32,10 @@ from scipy import fft, ndimage, optimize, special
 
 from pvcalc.methods import _model_fit_kernels as _k
 
-__all__ = ["PROFILES", "SHAPES", "Problem", "bounds", "centre_start", "fit", "fit_linear",
-           "gaussian_taps",
-           "half_extents", "initial_guess", "linear_amplitude", "make_problem", "prior_sizes",
-           "lag_autocorrelation", "noise_correlation", "roi_centroid", "sandwich_variance",
-           "size_names", "volume_and_gradient"]
+__all__ = ["PROFILES", "SHAPES", "Problem", "autocorrelation", "bounds", "centre_start", "fit",
+           "fit_linear", "gaussian_taps", "half_extents", "initial_guess", "lag_autocorrelation",
+           "linear_amplitude", "make_problem", "noise_correlation", "prior_sizes",
+           "roi_centroid", "sandwich_variance", "size_names", "volume_and_gradient"]
 
 #: Shape name -> kernel code.
 SHAPES = {"cylinder": _k.CYLINDER, "sphere": _k.SPHERE, "ellipsoid": _k.ELLIPSOID}
@@ -467,18 +466,11 @@ def noise_correlation(region, block_mm):
     out[centre] = 1.0
     if not shell.any() or not np.isfinite(region.background_hu):
         return out
-    a = np.where(shell, region.hu - region.background_hu, 0.0)
-    m = shell.astype(np.float64)
-    # zero-padded to at least n + lag per axis (the circular correlation at lags up to
-    # ``lag`` then has no wrapped-around pairs), rounded up to sizes the FFT factorises
-    # quickly
-    shape = [fft.next_fast_len(n + lag, real=True) for n, lag in zip(shell.shape, lags)]
-    fa = fft.rfftn(a, shape)
-    fm = fft.rfftn(m, shape)
-    num = fft.irfftn(fa * np.conj(fa), shape)
-    cnt = np.rint(fft.irfftn(fm * np.conj(fm), shape))
-    idx = np.ix_(*[np.r_[-n:n + 1] for n in lags])
-    num, cnt = num[idx], cnt[idx]
+    # the residuals' and the shell indicator's autocorrelations: sums of products and
+    # counts of shell voxel pairs at each lag
+    num, cnt = autocorrelation(np.stack([np.where(shell, region.hu - region.background_hu,
+                                                  0.0), shell.astype(np.float64)]), lags)
+    cnt = np.rint(cnt)
     cov = np.where(cnt >= MIN_PAIRS, num / np.maximum(cnt, 1.0), 0.0)
     if not cov[centre] > 0:
         return out
@@ -543,19 +535,24 @@ def sandwich_variance(res, grads, problem, rho, noise_var):
 
 def lag_autocorrelation(weights, problem, lags):
     """``A(l) = sum_u w_u w_(u + l)`` of weights on the ROI's voxels, for the centred lags
-    ``|l| <= lags`` (z, y, x), one array per row of ``weights``.
-
-    The weights sit on the ROI's box, zero-padded to at least the box plus the
-    largest lag along each axis (no wrap-around) and rounded up to fast FFT
-    lengths; ``A = irfftn(|rfftn(w)|^2)`` on that grid. Agrees with the direct
-    double sum to rounding (test).
-    """
+    ``|l| <= lags`` (z, y, x), one array per row of ``weights`` (:func:`autocorrelation`
+    of the weights placed on the ROI's box). Agrees with the direct double sum to
+    rounding (test)."""
     weights = np.atleast_2d(weights)
-    box = (problem.zc.size, problem.n_rows, problem.n_cols)
-    grid = np.zeros((weights.shape[0],) + box)
+    grid = np.zeros((weights.shape[0], problem.zc.size, problem.n_rows, problem.n_cols))
     grid[:, problem.rk, problem.rj, problem.ri] = weights
-    shape = [fft.next_fast_len(n + lag, real=True) for n, lag in zip(box, lags)]
-    f = fft.rfftn(grid, shape, axes=(1, 2, 3))
+    return autocorrelation(grid, lags)
+
+
+def autocorrelation(arrays, lags):
+    """``A(l) = sum_u a_u a_(u + l)`` of each array of ``arrays`` (m, nz, ny, nx), for the
+    centred lags ``|l| <= lags`` (z, y, x): shape (m, 2 lz + 1, 2 ly + 1, 2 lx + 1).
+
+    By FFT, ``A = irfftn(|rfftn(a)|^2)``, on a grid zero-padded to at least ``n + lag``
+    per axis (the circular correlation at lags up to ``lag`` then holds no wrapped-around
+    pairs) and rounded up to lengths the FFT factorises quickly.
+    """
+    shape = [fft.next_fast_len(n + lag, real=True) for n, lag in zip(arrays.shape[1:], lags)]
+    f = fft.rfftn(arrays, shape, axes=(1, 2, 3))
     auto = fft.irfftn(f.real ** 2 + f.imag ** 2, shape, axes=(1, 2, 3))
-    idx = np.ix_(*[np.r_[-n:n + 1] for n in lags])
-    return auto[(slice(None),) + idx]
+    return auto[(slice(None),) + np.ix_(*[np.r_[-n:n + 1] for n in lags])]
