@@ -515,7 +515,7 @@ def fraction_box(truth, lesion, scan):
     33.5
     """
     _check_fraction_boxes(truth, scan)
-    return _fraction_box(truth, _lesion_position(truth, lesion), scan)
+    return _fraction_boxes(truth, scan, [_lesion_position(truth, lesion)])[0]
 
 
 def fraction_boxes(truth, scan):
@@ -540,6 +540,8 @@ def fraction_boxes(truth, scan):
     ------
     ValueError
         The truth has no fraction maps, or the scan does not lie on its grid.
+    TypeError
+        The scan is not an ``xarray.DataArray`` with dims ``("z", "y", "x")``.
 
     Examples
     --------
@@ -565,11 +567,6 @@ def _check_fraction_boxes(truth, scan):
     if not isinstance(scan, xr.DataArray) or scan.dims != _GRID_AXES:
         raise TypeError(f"scan must be an xarray.DataArray with dims {_GRID_AXES}, got "
                         f"{type(scan).__name__} {getattr(scan, 'dims', '')}")
-
-
-def _fraction_box(truth, i, scan):
-    """:func:`fraction_box` of lesion position ``i`` of a checked truth and scan."""
-    return _fraction_boxes(truth, scan, [i])[0]
 
 
 def _fraction_boxes(truth, scan, positions):

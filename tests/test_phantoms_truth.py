@@ -135,11 +135,15 @@ def test_fraction_box_is_the_non_zero_block_of_the_fraction_map(full):
             rest = whole.copy()
             rest[index] = 0
             assert not rest.any()
-        # all lesions at once: the same pairs
-        for i, (index, box) in enumerate(fraction_boxes(truth, cut)):
-            ref_index, ref_box = fraction_box(truth, i, cut)
-            assert index == ref_index
-            np.testing.assert_array_equal(box, ref_box)
+        # all lesions at once: each the non-zero block of its own fraction map
+        boxes = fraction_boxes(truth, cut)
+        assert len(boxes) == 3
+        for i, (index, box) in enumerate(boxes):
+            whole = fraction_map(truth, i, cut).values
+            np.testing.assert_array_equal(whole[index], box)
+            rest = whole.copy()
+            rest[index] = 0
+            assert not rest.any()
     # a copy: changing it leaves the truth alone
     index, box = fraction_box(truth, 0, scan)
     box[...] = 7.0
